@@ -1,0 +1,188 @@
+// Package aggregates holds the pure domain model shared by every service:
+// the interfaces commands and events implement, typed rejections, and the
+// Definition each aggregate registers with the runtime. Nothing here does I/O.
+package aggregates
+
+import (
+	"fmt"
+	"time"
+)
+
+// Command is a request to change one aggregate. CommandType is the bare name
+// ("CreateRole"); the registry qualifies it with the service ("auth.CreateRole").
+type Command interface {
+	CommandType() string
+}
+
+// Event is a fact an aggregate recorded. EventType is the bare past-tense name
+// ("RoleCreated"); on Kafka it becomes "<service>.<EventType>.v<N>".
+type Event interface {
+	EventType() string
+}
+
+// Versioned lets an event declare a schema version other than 1. A breaking
+// change to an event's data is a new version, never an edit of the old one.
+type Versioned interface {
+	EventVersion() int
+}
+
+// EventVersion returns the schema version of e (1 unless e says otherwise).
+func EventVersion(e Event) int {
+	if v, ok := e.(Versioned); ok {
+		return v.EventVersion()
+	}
+	return 1
+}
+
+// Ref names one aggregate instance.
+type Ref struct {
+	Type string // aggregate type within the same service, e.g. "permission"
+	ID   string
+}
+
+// Snapshot is the state of an aggregate as loaded by the runtime.
+type Snapshot struct {
+	State   any
+	Version int64 // 0 when the aggregate has no events
+}
+
+// Context carries everything Decide may depend on besides state and command.
+// Time and related aggregates come in as data, so Decide stays pure.
+type Context struct {
+	Now         time.Time
+	AggregateID string
+	Related     map[Ref]Snapshot
+}
+
+// Related returns the state of a related aggregate that the command declared
+// through Definition.Needs. ok is false when the aggregate has no events.
+func Related[S any](c Context, typ, id string) (state S, ok bool) {
+	snap, found := c.Related[Ref{Type: typ, ID: id}]
+	if !found || snap.Version == 0 {
+		return state, false
+	}
+	s, isS := snap.State.(S)
+	return s, isS
+}
+
+// UniqueKey is a claim on a value that must be unique across all aggregates
+// of a service (a role name, an email). Code is the rejection code used when
+// another aggregate already holds the key.
+type UniqueKey struct {
+	Scope string
+	Key   string
+	Code  string
+}
+
+// Definition registers one aggregate type with the runtime. The runtime
+// (worker, relay, projector) is written once and driven by these values.
+type Definition struct {
+	Service string // "auth"
+	Type    string // "role"; the event topic is "<service>.<type>"
+
+	// Commands and Events list one zero value of every type, so the runtime
+	// can decode them by name.
+	Commands []Command
+	Events   []Event
+
+	// Creates reports whether a command creates the aggregate: such a command
+	// is refused on an existing aggregate, every other one on a missing one.
+	Creates func(Command) bool
+	// Needs lists the related aggregates a command must see.
+	Needs func(Command) []Ref
+	// New returns the zero state.
+	New func() any
+	// Decide turns a command into events or a *Rejection.
+	Decide func(state any, cmd Command, ctx Context) ([]Event, error)
+	// Evolve applies one event.
+	Evolve func(state any, e Event) any
+	// Keys lists the unique keys a state holds; the runtime claims the keys
+	// that appear and releases the ones that disappear, in the same
+	// transaction as the events.
+	Keys func(state any) []UniqueKey
+}
+
+// Topic is the Kafka topic of the aggregate's events.
+func (d *Definition) Topic() string { return d.Service + "." + d.Type }
+
+// QualifiedCommand returns "<service>.<CommandType>".
+func (d *Definition) QualifiedCommand(c Command) string {
+	return d.Service + "." + c.CommandType()
+}
+
+// QualifiedEvent returns "<service>.<EventType>.v<N>", the CloudEvents type.
+func (d *Definition) QualifiedEvent(e Event) string {
+	return fmt.Sprintf("%s.%s.v%d", d.Service, e.EventType(), EventVersion(e))
+}
+
+// Spec is the typed form of a Definition. Domain packages fill a Spec with
+// functions over their own state type; Define erases it for the runtime.
+type Spec[S any] struct {
+	Service  string
+	Type     string
+	Commands []Command
+	Events   []Event
+	Creates  func(Command) bool
+	Needs    func(Command) []Ref
+	Decide   func(S, Command, Context) ([]Event, error)
+	Evolve   func(S, Event) S
+	Keys     func(S) []UniqueKey
+}
+
+// Define turns a typed Spec into a Definition.
+func Define[S any](s Spec[S]) *Definition {
+	d := &Definition{
+		Service:  s.Service,
+		Type:     s.Type,
+		Commands: s.Commands,
+		Events:   s.Events,
+		Creates:  s.Creates,
+		Needs:    s.Needs,
+		New:      func() any { var zero S; return zero },
+		Decide: func(state any, c Command, ctx Context) ([]Event, error) {
+			return s.Decide(state.(S), c, ctx)
+		},
+		Evolve: func(state any, e Event) any { return s.Evolve(state.(S), e) },
+		Keys:   func(state any) []UniqueKey { return nil },
+	}
+	if s.Keys != nil {
+		d.Keys = func(state any) []UniqueKey { return s.Keys(state.(S)) }
+	}
+	if d.Needs == nil {
+		d.Needs = func(Command) []Ref { return nil }
+	}
+	return d
+}
+
+// Fold applies events in order to the zero state.
+func (d *Definition) Fold(events ...Event) any {
+	s := d.New()
+	for _, e := range events {
+		s = d.Evolve(s, e)
+	}
+	return s
+}
+
+// DecodeEvent decodes the data of a qualified event type
+// ("auth.RoleCreated.v1") into its struct.
+func (d *Definition) DecodeEvent(qualified string, data []byte) (Event, error) {
+	for _, proto := range d.Events {
+		if d.QualifiedEvent(proto) == qualified {
+			return decodeInto(proto, data)
+		}
+	}
+	return nil, fmt.Errorf("aggregates: %s has no event %q", d.Topic(), qualified)
+}
+
+// DecodeCommand decodes a command payload of a qualified command type
+// ("auth.CreateRole") into its struct. ok is false when the type is not one
+// of this aggregate's commands.
+func (d *Definition) DecodeCommand(qualified string, payload []byte) (c Command, ok bool, err error) {
+	for _, proto := range d.Commands {
+		if d.QualifiedCommand(proto) == qualified {
+			c, err := decodeInto(proto, payload)
+			return c, true, err
+		}
+	}
+	return nil, false, nil
+}

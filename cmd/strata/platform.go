@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-cqrs/strata/aggregates"
+	authdomain "github.com/strata-cqrs/strata/aggregates/auth"
+	"github.com/strata-cqrs/strata/commands"
+	"github.com/strata-cqrs/strata/gateway"
+	"github.com/strata-cqrs/strata/internal/config"
+	"github.com/strata-cqrs/strata/internal/kafka"
+	"github.com/strata-cqrs/strata/internal/postgres"
+	"github.com/strata-cqrs/strata/projections"
+	authread "github.com/strata-cqrs/strata/projections/auth"
+	"github.com/strata-cqrs/strata/schemas"
+)
+
+// service is what one service contributes: its aggregates and projections.
+type service struct {
+	Name        string
+	Aggregates  []*aggregates.Definition
+	Projections []*projections.Projection
+}
+
+// services lists every service the binary runs, in start order.
+func services() []service {
+	return []service{
+		{Name: authdomain.Service, Aggregates: authdomain.Definitions(), Projections: []*projections.Projection{authread.Projection()}},
+	}
+}
+
+func findService(name string) (service, bool) {
+	for _, s := range services() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return service{}, false
+}
+
+// registry registers every aggregate of every service.
+func registry() (*commands.Registry, error) {
+	var defs []*aggregates.Definition
+	for _, s := range services() {
+		defs = append(defs, s.Aggregates...)
+	}
+	return commands.NewRegistry(defs...)
+}
+
+// migrations returns every schema migration, journal first.
+func migrations() []postgres.Migration {
+	var names []string
+	for _, s := range services() {
+		names = append(names, s.Name)
+	}
+	ms := commands.Migrations(names...)
+	for _, s := range services() {
+		for _, p := range s.Projections {
+			ms = append(ms, p.AllMigrations()...)
+		}
+	}
+	return ms
+}
+
+// topics returns every topic of every service: commands, DLQ and one per
+// aggregate, all with infinite retention.
+func topics(c *config.Config) []kafka.Topic {
+	cfg := map[string]string{"retention.ms": "-1", "min.insync.replicas": fmt.Sprint(c.MinISR)}
+	t := func(name string) kafka.Topic {
+		return kafka.Topic{Name: name, Partitions: c.Partitions, ReplicationFactor: c.ReplicationFactor, Configs: cfg}
+	}
+	var out []kafka.Topic
+	for _, s := range services() {
+		out = append(out, t(commands.CommandTopic(s.Name)), t(commands.DLQTopic(s.Name)))
+		for _, d := range s.Aggregates {
+			out = append(out, t(d.Topic()))
+		}
+	}
+	return out
+}
+
+// runner is a long-running component.
+type runner interface {
+	Run(ctx context.Context) error
+}
+
+// readiness is a component that can say whether it is serving.
+type readiness interface {
+	Ready() bool
+}
+
+// node is the set of components one process runs, and their checks.
+type node struct {
+	log     *slog.Logger
+	pool    *pgxpool.Pool
+	brokers []string
+	key     commands.Key
+	reg     *commands.Registry
+	metrics *prometheus.Registry
+	runners []runner
+	checks  []gateway.Check
+}
+
+func newNode(log *slog.Logger, pool *pgxpool.Pool, brokers []string, key commands.Key) (*node, error) {
+	reg, err := registry()
+	if err != nil {
+		return nil, err
+	}
+	m := prometheus.NewRegistry()
+	m.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n := &node{log: log, pool: pool, brokers: brokers, key: key, reg: reg, metrics: m}
+	n.checks = []gateway.Check{
+		{Name: "postgres", Check: func(ctx context.Context) error { return pool.Ping(ctx) }},
+		{Name: "kafka", Check: func(ctx context.Context) error { return kafka.Ping(ctx, brokers) }},
+	}
+	return n, nil
+}
+
+// add registers a component and, when it can say so, its readiness.
+func (n *node) add(name string, r runner) {
+	n.runners = append(n.runners, r)
+	if rd, ok := r.(readiness); ok {
+		n.checks = append(n.checks, gateway.Check{Name: name, Check: func(context.Context) error {
+			if !rd.Ready() {
+				return errors.New("not serving")
+			}
+			return nil
+		}})
+	}
+}
+
+// addService adds a service's worker, relay and projectors.
+func (n *node) addService(s service) error {
+	w, err := commands.NewWorker(commands.WorkerConfig{
+		Service: s.Name, Brokers: n.brokers, Pool: n.pool, Registry: n.reg, Key: n.key, Logger: n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.add(s.Name+".worker", w)
+	r, err := commands.NewRelay(commands.RelayConfig{
+		Service: s.Name, Brokers: n.brokers, Pool: n.pool, Registry: n.reg, Logger: n.log,
+		DataSchema: schemas.DataSchemaURI,
+	})
+	if err != nil {
+		return err
+	}
+	n.add(s.Name+".relay", r)
+	for _, p := range s.Projections {
+		pr, err := projections.New(projections.Config{
+			Projection: p, Brokers: n.brokers, Pool: n.pool, Decoder: n.reg, Mark: commands.MarkProjected, Logger: n.log,
+		})
+		if err != nil {
+			return err
+		}
+		n.add("projection."+p.Name, pr)
+	}
+	return nil
+}
+
+// addGateway builds the gateway and its bus; the caller closes the bus.
+func (n *node) addGateway() (*gateway.Gateway, *commands.Bus, error) {
+	sch, err := schemas.Load()
+	if err != nil {
+		return nil, nil, err
+	}
+	bus, err := commands.NewBus(commands.BusConfig{Brokers: n.brokers, Key: n.key, Logger: n.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := gateway.New(gateway.Config{
+		Pool:     n.pool,
+		Bus:      bus,
+		Statuses: commands.NewStatusStore(n.pool),
+		Schemas:  sch,
+		Auth:     authread.NewStore(n.pool),
+		Checks:   n.checks,
+		Metrics:  n.metrics,
+		OpenAPI:  schemas.FS,
+		Logger:   n.log,
+	})
+	if err != nil {
+		_ = bus.Close()
+		return nil, nil, err
+	}
+	n.runners = append(n.runners, g)
+	return g, bus, nil
+}
+
+// start runs every component in the background until ctx is done.
+func (n *node) start(ctx context.Context) *errgroup.Group {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, r := range n.runners {
+		g.Go(func() error { return r.Run(ctx) })
+	}
+	return g
+}
+
+// serve starts an HTTP server for h on addr and returns it and its
+// listener's real address.
+func serve(log *slog.Logger, addr string, h http.Handler) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("http listen %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      45 * time.Second, // above the 30 s maximum wait
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	return srv, ln.Addr().String(), nil
+}

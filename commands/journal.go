@@ -1,0 +1,254 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/strata-cqrs/strata/aggregates"
+	"github.com/strata-cqrs/strata/internal/postgres"
+)
+
+// Migrations returns the schema of the command status table and of each
+// service's journal. Each service's journal lives in its own schema.
+func Migrations(services ...string) []postgres.Migration {
+	ms := []postgres.Migration{{Component: "strata.commands", Version: 1, SQL: statusSchema}}
+	for _, s := range services {
+		ms = append(ms, postgres.Migration{Component: s + ".journal", Version: 1, SQL: journalSchema(s)})
+	}
+	return ms
+}
+
+const statusSchema = `
+CREATE SCHEMA IF NOT EXISTS strata;
+CREATE TABLE strata.commands (
+	id              uuid PRIMARY KEY,
+	service         text NOT NULL,
+	type            text NOT NULL,
+	aggregate_id    uuid NOT NULL,
+	actor           text NOT NULL,
+	status          text NOT NULL CHECK (status IN ('pending','accepted','rejected','projected','failed')),
+	code            text,
+	reason          text,
+	version         bigint,
+	idempotency_key text,
+	request_hash    bytea,
+	submitted_at    timestamptz NOT NULL DEFAULT now(),
+	decided_at      timestamptz,
+	projected_at    timestamptz
+);
+CREATE UNIQUE INDEX commands_idempotency ON strata.commands (actor, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
+CREATE INDEX commands_aggregate ON strata.commands (aggregate_id);
+`
+
+func journalSchema(s string) string {
+	q := pgx.Identifier{s}.Sanitize()
+	return fmt.Sprintf(`
+CREATE SCHEMA IF NOT EXISTS %[1]s;
+CREATE TABLE %[1]s.events (
+	position       bigserial PRIMARY KEY,
+	event_id       uuid NOT NULL UNIQUE,
+	aggregate_type text NOT NULL,
+	aggregate_id   uuid NOT NULL,
+	version        bigint NOT NULL CHECK (version > 0),
+	type           text NOT NULL,
+	data           jsonb NOT NULL,
+	metadata       jsonb NOT NULL,
+	occurred_at    timestamptz NOT NULL,
+	prev_hash      bytea NOT NULL,
+	hash           bytea NOT NULL,
+	published_at   timestamptz,
+	UNIQUE (aggregate_id, version)
+);
+CREATE INDEX events_unpublished ON %[1]s.events (position) WHERE published_at IS NULL;
+CREATE TABLE %[1]s.unique_keys (
+	scope        text NOT NULL,
+	key          text NOT NULL,
+	aggregate_id uuid NOT NULL,
+	PRIMARY KEY (scope, key)
+);
+`, q)
+}
+
+// Journal reads and appends one service's events. Its methods run inside
+// the caller's transaction, so events, unique keys and command results
+// commit together.
+type Journal struct {
+	service string
+	schema  string // sanitized identifier
+	reg     *Registry
+}
+
+// NewJournal returns the journal of a service.
+func NewJournal(service string, reg *Registry) *Journal {
+	return &Journal{service: service, schema: pgx.Identifier{service}.Sanitize(), reg: reg}
+}
+
+// Aggregate is an aggregate as loaded from the journal.
+type Aggregate struct {
+	Def      *aggregates.Definition
+	ID       string
+	State    any
+	Version  int64
+	LastHash []byte
+}
+
+// ErrWrongType is returned by Load when the id belongs to an aggregate of
+// another type.
+var ErrWrongType = errors.New("journal: aggregate has another type")
+
+// Load folds an aggregate's events into its state. A missing aggregate has
+// version 0 and the zero state.
+func (j *Journal) Load(ctx context.Context, q Querier, def *aggregates.Definition, id string) (*Aggregate, error) {
+	rows, err := q.Query(ctx, `SELECT aggregate_type, version, type, data, hash FROM `+j.schema+
+		`.events WHERE aggregate_id = $1 ORDER BY version`, id)
+	if err != nil {
+		return nil, fmt.Errorf("journal load %s: %w", id, err)
+	}
+	defer rows.Close()
+	a := &Aggregate{Def: def, ID: id, State: def.New(), LastHash: GenesisHash}
+	for rows.Next() {
+		var typ, etype string
+		var data []byte
+		if err := rows.Scan(&typ, &a.Version, &etype, &data, &a.LastHash); err != nil {
+			return nil, err
+		}
+		if typ != def.Type {
+			return nil, ErrWrongType
+		}
+		e, err := def.DecodeEvent(etype, data)
+		if err != nil {
+			return nil, fmt.Errorf("journal load %s v%d: %w", id, a.Version, err)
+		}
+		a.State = def.Evolve(a.State, e)
+	}
+	return a, rows.Err()
+}
+
+// Append writes events after a.Version, chaining their hashes, and claims
+// and releases the unique keys that the new state gains and loses. A key
+// held by another aggregate returns a *aggregates.Rejection with the key's
+// code; the caller must then roll back to a savepoint. It returns the
+// written rows and updates a in place.
+func (j *Journal) Append(ctx context.Context, tx pgx.Tx, a *Aggregate, events []aggregates.Event, meta Metadata, now time.Time) ([]JournalEvent, error) {
+	before := a.Def.Keys(a.State)
+	state := a.State
+	for _, e := range events {
+		state = a.Def.Evolve(state, e)
+	}
+	if err := j.moveKeys(ctx, tx, a.ID, before, a.Def.Keys(state)); err != nil {
+		return nil, err
+	}
+	rows := make([]JournalEvent, len(events))
+	batch := &pgx.Batch{}
+	prev := a.LastHash
+	for i, e := range events {
+		data, err := CanonicalJSONOf(e)
+		if err != nil {
+			return nil, err
+		}
+		r := JournalEvent{
+			EventID:       NewID(),
+			AggregateType: a.Def.Type,
+			AggregateID:   a.ID,
+			Version:       a.Version + int64(i) + 1,
+			Type:          a.Def.QualifiedEvent(e),
+			Data:          data,
+			Metadata:      meta,
+			OccurredAt:    now.UTC().Truncate(time.Microsecond),
+			PrevHash:      prev,
+		}
+		if r.Hash, err = r.ComputeHash(); err != nil {
+			return nil, err
+		}
+		prev = r.Hash
+		rows[i] = r
+		batch.Queue(`INSERT INTO `+j.schema+`.events
+			(event_id, aggregate_type, aggregate_id, version, type, data, metadata, occurred_at, prev_hash, hash)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
+			r.EventID, r.AggregateType, r.AggregateID, r.Version, r.Type, string(r.Data), r.Metadata,
+			r.OccurredAt, r.PrevHash, r.Hash)
+	}
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, fmt.Errorf("journal append %s: %w", a.ID, err)
+	}
+	a.State, a.Version, a.LastHash = state, a.Version+int64(len(events)), prev
+	return rows, nil
+}
+
+// moveKeys releases keys in before but not in after, then claims keys in
+// after but not in before.
+func (j *Journal) moveKeys(ctx context.Context, tx pgx.Tx, id string, before, after []aggregates.UniqueKey) error {
+	for _, k := range before {
+		if !containsKey(after, k) {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+j.schema+`.unique_keys WHERE scope=$1 AND key=$2 AND aggregate_id=$3`,
+				k.Scope, k.Key, id); err != nil {
+				return fmt.Errorf("journal release key: %w", err)
+			}
+		}
+	}
+	for _, k := range after {
+		if containsKey(before, k) {
+			continue
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO `+j.schema+`.unique_keys (scope, key, aggregate_id) VALUES ($1,$2,$3)
+			ON CONFLICT (scope, key) DO NOTHING`, k.Scope, k.Key, id)
+		if err != nil {
+			return fmt.Errorf("journal claim key: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return aggregates.Reject(k.Code, "%s %q is already taken", k.Scope, k.Key)
+		}
+	}
+	return nil
+}
+
+func containsKey(keys []aggregates.UniqueKey, k aggregates.UniqueKey) bool {
+	for _, x := range keys {
+		if x.Scope == k.Scope && x.Key == k.Key {
+			return true
+		}
+	}
+	return false
+}
+
+// CanonicalJSONOf marshals v and canonicalizes the result.
+func CanonicalJSONOf(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return CanonicalJSON(b)
+}
+
+// IsUniqueViolation reports whether err is a Postgres unique violation,
+// which on the events table means a concurrent writer won the version.
+func IsUniqueViolation(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "23505"
+}
+
+// History returns all events of one aggregate in version order, for audit.
+func (j *Journal) History(ctx context.Context, q Querier, id string) ([]JournalEvent, error) {
+	rows, err := q.Query(ctx, `SELECT position, event_id, aggregate_type, aggregate_id, version, type, data,
+		metadata, occurred_at, prev_hash, hash FROM `+j.schema+`.events WHERE aggregate_id=$1 ORDER BY version`, id)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanJournalEvent)
+}
+
+func scanJournalEvent(row pgx.CollectableRow) (JournalEvent, error) {
+	var e JournalEvent
+	var data []byte
+	err := row.Scan(&e.Position, &e.EventID, &e.AggregateType, &e.AggregateID, &e.Version, &e.Type,
+		&data, &e.Metadata, &e.OccurredAt, &e.PrevHash, &e.Hash)
+	e.Data = data
+	return e, err
+}

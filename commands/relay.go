@@ -1,0 +1,246 @@
+package commands
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/strata-cqrs/strata/internal/kafka"
+)
+
+// RelayConfig configures a service's relay.
+type RelayConfig struct {
+	Service  string
+	Brokers  []string
+	Pool     *pgxpool.Pool
+	Registry *Registry
+	Logger   *slog.Logger
+	// DataSchema maps a CloudEvents type to its ce_dataschema URI.
+	DataSchema func(ceType string) string
+	// BatchSize bounds the rows published per round. Default 1000.
+	BatchSize int
+	// PollInterval is the fallback poll when no NOTIFY arrives. Default 1s.
+	PollInterval time.Duration
+}
+
+// Validate reports every missing setting.
+func (c *RelayConfig) Validate() error {
+	var errs []error
+	if c.Service == "" {
+		errs = append(errs, errors.New("relay: Service is required"))
+	}
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("relay: Brokers are required"))
+	}
+	if c.Pool == nil {
+		errs = append(errs, errors.New("relay: Pool is required"))
+	}
+	if c.Registry == nil {
+		errs = append(errs, errors.New("relay: Registry is required"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *RelayConfig) setDefaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1000
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.DataSchema == nil {
+		c.DataSchema = func(string) string { return "" }
+	}
+}
+
+// Relay publishes a service's journal to Kafka: unpublished rows in
+// position order, each to its aggregate's topic keyed by aggregate id, with
+// acks=all, then marks them published. One relay per service is active at a
+// time, elected through a Postgres advisory lock; the others stand by.
+type Relay struct {
+	cfg     RelayConfig
+	journal *Journal
+	writer  *kafkago.Writer
+	log     *slog.Logger
+	leader  atomic.Bool
+	running atomic.Bool
+}
+
+// NewRelay checks the config and returns a relay.
+func NewRelay(cfg RelayConfig) (*Relay, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Relay{
+		cfg:     cfg,
+		journal: NewJournal(cfg.Service, cfg.Registry),
+		writer:  kafka.NewWriter(cfg.Brokers, ""),
+		log:     cfg.Logger.With("component", "relay", "service", cfg.Service),
+	}, nil
+}
+
+// Ready reports whether the relay runs, as leader or standby.
+func (r *Relay) Ready() bool { return r.running.Load() }
+
+// Leader reports whether this relay holds the service's lock.
+func (r *Relay) Leader() bool { return r.leader.Load() }
+
+// Run relays until ctx is done; it returns nil on cancellation.
+func (r *Relay) Run(ctx context.Context) error {
+	defer r.writer.Close()
+	r.running.Store(true)
+	defer r.running.Store(false)
+	for ctx.Err() == nil {
+		if err := r.lead(ctx); err != nil && ctx.Err() == nil {
+			r.log.Error("relay", "err", err)
+			kafka.Sleep(ctx, time.Second)
+		}
+	}
+	return nil
+}
+
+// lockKey is the advisory lock id of a service's relay.
+func lockKey(service string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("strata.relay." + service))
+	return int64(h.Sum64())
+}
+
+// lead takes the lock on a dedicated connection, listens for journal
+// notifications on it and publishes until ctx is done or the connection
+// fails. Without the lock it waits and tries again.
+func (r *Relay) lead(ctx context.Context) error {
+	pc, err := r.cfg.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The session lock lives and dies with this connection, so it never
+	// goes back to the pool.
+	conn := pc.Hijack()
+	defer func() {
+		r.leader.Store(false)
+		_ = conn.Close(context.Background())
+	}()
+	for {
+		var got bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockKey(r.cfg.Service)).Scan(&got); err != nil {
+			return err
+		}
+		if got {
+			break
+		}
+		kafka.Sleep(ctx, r.cfg.PollInterval)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	r.leader.Store(true)
+	r.log.Info("relay is leader")
+	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{JournalChannel(r.cfg.Service)}.Sanitize()); err != nil {
+		return err
+	}
+	for {
+		n, err := r.publishBatch(ctx)
+		if err != nil {
+			return err
+		}
+		if n == r.cfg.BatchSize {
+			continue // more are waiting
+		}
+		wctx, cancel := context.WithTimeout(ctx, r.cfg.PollInterval)
+		_, err = conn.WaitForNotification(wctx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	}
+}
+
+// publishBatch publishes up to BatchSize unpublished rows and marks them.
+// A crash between the produce and the mark republishes them: consumers
+// dedupe by (ce_subject, strataversion).
+func (r *Relay) publishBatch(ctx context.Context) (int, error) {
+	rows, err := r.cfg.Pool.Query(ctx, `SELECT position, event_id, aggregate_type, aggregate_id, version, type, data,
+		metadata, occurred_at, prev_hash, hash FROM `+r.journal.schema+`.events
+		WHERE published_at IS NULL ORDER BY position LIMIT $1`, r.cfg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	events, err := pgx.CollectRows(rows, scanJournalEvent)
+	if err != nil || len(events) == 0 {
+		return 0, err
+	}
+	msgs := make([]kafkago.Message, len(events))
+	positions := make([]int64, len(events))
+	for i := range events {
+		if msgs[i], err = r.message(&events[i]); err != nil {
+			return 0, err
+		}
+		positions[i] = events[i].Position
+	}
+	if err := r.writer.WriteMessages(ctx, msgs...); err != nil {
+		return 0, err
+	}
+	if _, err := r.cfg.Pool.Exec(ctx, `UPDATE `+r.journal.schema+`.events SET published_at = now()
+		WHERE position = ANY($1)`, positions); err != nil {
+		return 0, err
+	}
+	return len(events), nil
+}
+
+// message builds the Kafka record of a journal event: the event's
+// canonical JSON as value and the CloudEvents binary-mode headers.
+func (r *Relay) message(e *JournalEvent) (kafkago.Message, error) {
+	data, err := CanonicalJSON(e.Data)
+	if err != nil {
+		return kafkago.Message{}, err
+	}
+	return kafkago.Message{
+		Topic:   r.cfg.Service + "." + e.AggregateType,
+		Key:     []byte(e.AggregateID),
+		Value:   data,
+		Headers: EventHeaders(r.cfg.Service, e, r.cfg.DataSchema(e.Type)),
+	}, nil
+}
+
+// EventHeaders returns the CloudEvents Kafka binary binding headers and the
+// strata extensions of a journal event (DESIGN.md §3.2).
+func EventHeaders(service string, e *JournalEvent, dataSchema string) []kafkago.Header {
+	h := func(k, v string) kafkago.Header { return kafkago.Header{Key: k, Value: []byte(v)} }
+	hs := []kafkago.Header{
+		h("ce_specversion", "1.0"),
+		h("ce_id", e.EventID),
+		h("ce_source", "/strata/"+service),
+		h("ce_type", e.Type),
+		h("ce_subject", e.AggregateID),
+		h("ce_time", e.OccurredAt.UTC().Format(time.RFC3339Nano)),
+		h("content-type", "application/json"),
+		h("strataversion", strconv.FormatInt(e.Version, 10)),
+		h("stratacommandid", e.Metadata.CommandID),
+		h("stratacorrelationid", e.Metadata.CorrelationID),
+		h("stratacausationid", e.Metadata.CausationID),
+		h("strataactor", e.Metadata.Actor),
+		h("stratahash", hex.EncodeToString(e.Hash)),
+		h("strataprevhash", hex.EncodeToString(e.PrevHash)),
+	}
+	if dataSchema != "" {
+		hs = append(hs, h("ce_dataschema", dataSchema))
+	}
+	return hs
+}

@@ -1,0 +1,175 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Querier is what the journal and status store need from a pool, a
+// connection or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Command statuses (DESIGN.md §3.3).
+const (
+	StatusPending   = "pending"
+	StatusAccepted  = "accepted"
+	StatusRejected  = "rejected"
+	StatusProjected = "projected"
+	StatusFailed    = "failed"
+)
+
+// NotifyChannel is the Postgres channel on which every status change of a
+// command is announced, with the command id as payload.
+const NotifyChannel = "strata_commands"
+
+// Status is a command's result row.
+type Status struct {
+	ID          string     `json:"id"`
+	Type        string     `json:"type"`
+	AggregateID string     `json:"aggregate_id"`
+	Actor       string     `json:"-"`
+	Status      string     `json:"status"`
+	Code        *string    `json:"code"`
+	Reason      *string    `json:"reason"`
+	Version     *int64     `json:"version"`
+	SubmittedAt time.Time  `json:"submitted_at"`
+	DecidedAt   *time.Time `json:"decided_at"`
+	ProjectedAt *time.Time `json:"projected_at"`
+}
+
+// Terminal reports whether the status can no longer change on its own.
+func (s *Status) Terminal() bool {
+	return s.Status == StatusProjected || s.Status == StatusRejected || s.Status == StatusFailed
+}
+
+// ErrNotFound is returned when no command has the id.
+var ErrNotFound = errors.New("command not found")
+
+// ErrIdempotencyReused is returned when an idempotency key is reused within
+// its window for a different request.
+var ErrIdempotencyReused = errors.New("idempotency key reused with a different request")
+
+// IdempotencyWindow is how long an Idempotency-Key names the same command.
+const IdempotencyWindow = 24 * time.Hour
+
+// StatusStore reads and writes command results in strata.commands.
+type StatusStore struct {
+	pool *pgxpool.Pool
+}
+
+// NewStatusStore returns a store over pool.
+func NewStatusStore(pool *pgxpool.Pool) *StatusStore { return &StatusStore{pool: pool} }
+
+const statusColumns = `id, type, aggregate_id, actor, status, code, reason, version, submitted_at, decided_at, projected_at`
+
+func scanStatus(row pgx.Row) (*Status, error) {
+	var s Status
+	err := row.Scan(&s.ID, &s.Type, &s.AggregateID, &s.Actor, &s.Status, &s.Code, &s.Reason, &s.Version,
+		&s.SubmittedAt, &s.DecidedAt, &s.ProjectedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return &s, err
+}
+
+// Get returns a command's status, or ErrNotFound.
+func (s *StatusStore) Get(ctx context.Context, id string) (*Status, error) {
+	return scanStatus(s.pool.QueryRow(ctx, `SELECT `+statusColumns+` FROM strata.commands WHERE id=$1`, id))
+}
+
+// Submission is what the gateway records before producing a command.
+type Submission struct {
+	Envelope    *Envelope
+	RequestHash []byte // hash of method, path and body, for idempotency
+}
+
+// InsertPending records a command as pending. With an idempotency key that
+// named a command of the same request within the window, it returns that
+// command's status and existing=true, and records nothing. With a key that
+// named a different request it returns ErrIdempotencyReused.
+func (s *StatusStore) InsertPending(ctx context.Context, sub Submission) (st *Status, existing bool, err error) {
+	env := sub.Envelope
+	var key *string
+	if env.IdempotencyKey != "" {
+		key = &env.IdempotencyKey
+		// Keys older than the window name nothing any more.
+		if _, err := s.pool.Exec(ctx, `UPDATE strata.commands SET idempotency_key = NULL
+			WHERE actor=$1 AND idempotency_key=$2 AND submitted_at < now() - $3::interval`,
+			env.Actor.UserID, env.IdempotencyKey, IdempotencyWindow.String()); err != nil {
+			return nil, false, fmt.Errorf("status: expire key: %w", err)
+		}
+	}
+	row := s.pool.QueryRow(ctx, `INSERT INTO strata.commands
+		(id, service, type, aggregate_id, actor, status, idempotency_key, request_hash, submitted_at)
+		VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,$8)
+		ON CONFLICT (actor, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+		RETURNING `+statusColumns,
+		env.ID, env.Service(), env.Type, env.AggregateID, env.Actor.UserID, key, sub.RequestHash, env.IssuedAt)
+	st, err = scanStatus(row)
+	if !errors.Is(err, ErrNotFound) {
+		return st, false, err
+	}
+	var hash []byte
+	st, err = scanStatus(s.pool.QueryRow(ctx, `SELECT `+statusColumns+` FROM strata.commands
+		WHERE actor=$1 AND idempotency_key=$2`, env.Actor.UserID, env.IdempotencyKey))
+	if err != nil {
+		return nil, false, err
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT request_hash FROM strata.commands WHERE id=$1`, st.ID).Scan(&hash); err != nil {
+		return nil, false, err
+	}
+	if !bytes.Equal(hash, sub.RequestHash) {
+		return nil, false, ErrIdempotencyReused
+	}
+	return st, true, nil
+}
+
+// MarkFailed records that a pending command could not be submitted.
+func (s *StatusStore) MarkFailed(ctx context.Context, id, code, reason string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE strata.commands SET status='failed', code=$2, reason=$3, decided_at=now()
+		WHERE id=$1 AND status='pending'`, id, code, reason)
+	return err
+}
+
+// decide records the worker's outcome inside its transaction. A row that
+// does not exist yet is created, so a signed command produced without a
+// pending row still gets a status. It returns false when the row had
+// already been decided.
+func decide(ctx context.Context, tx pgx.Tx, env *Envelope, status string, code, reason *string, version *int64) error {
+	_, err := tx.Exec(ctx, `INSERT INTO strata.commands
+		(id, service, type, aggregate_id, actor, status, code, reason, version, submitted_at, decided_at, projected_at)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,now(), CASE WHEN $6='projected' THEN now() END)
+		ON CONFLICT (id) DO UPDATE SET status=EXCLUDED.status, code=EXCLUDED.code, reason=EXCLUDED.reason,
+			version=EXCLUDED.version, decided_at=EXCLUDED.decided_at, projected_at=EXCLUDED.projected_at
+		WHERE strata.commands.status = 'pending'`,
+		env.ID, env.Service(), env.Type, env.AggregateID, env.Actor.UserID, status, code, reason, version, env.IssuedAt)
+	if err != nil {
+		return fmt.Errorf("status: decide %s: %w", env.ID, err)
+	}
+	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, env.ID)
+	return err
+}
+
+// MarkProjected moves a command to projected once the projection holding
+// its aggregate has applied the command's resulting version. It runs in the
+// projector's transaction and notifies waiters on commit.
+func MarkProjected(ctx context.Context, tx pgx.Tx, commandID, aggregateID string, version int64) error {
+	tag, err := tx.Exec(ctx, `UPDATE strata.commands SET status='projected', projected_at=now()
+		WHERE id=$1 AND status='accepted' AND aggregate_id=$2 AND version <= $3`, commandID, aggregateID, version)
+	if err != nil || tag.RowsAffected() == 0 {
+		return err
+	}
+	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, commandID)
+	return err
+}

@@ -1,0 +1,398 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/strata-cqrs/strata/aggregates"
+	"github.com/strata-cqrs/strata/internal/kafka"
+)
+
+// WorkerConfig configures a service's command worker.
+type WorkerConfig struct {
+	Service  string
+	Brokers  []string
+	Pool     *pgxpool.Pool
+	Registry *Registry
+	Key      Key
+	Logger   *slog.Logger
+
+	// BatchSize bounds how many commands share one Postgres transaction
+	// (group commit). Default 256.
+	BatchSize int
+	// BatchWait is how long to wait for more commands once one arrived.
+	// Default 2ms.
+	BatchWait time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c *WorkerConfig) setDefaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 256
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = 2 * time.Millisecond
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every missing setting.
+func (c *WorkerConfig) Validate() error {
+	var errs []error
+	if c.Service == "" {
+		errs = append(errs, errors.New("worker: Service is required"))
+	}
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("worker: Brokers are required"))
+	}
+	if c.Pool == nil {
+		errs = append(errs, errors.New("worker: Pool is required"))
+	}
+	if c.Registry == nil {
+		errs = append(errs, errors.New("worker: Registry is required"))
+	}
+	if len(c.Key) < MinKeyBytes {
+		errs = append(errs, errors.New("worker: Key of at least 32 bytes is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Worker consumes a service's command topic in a consumer group and decides
+// each command against the journal. A batch of commands is decided in ONE
+// Postgres transaction, each command inside its own savepoint so it keeps
+// its own outcome; Kafka offsets are committed only after that transaction,
+// and redelivered commands are recognised by their id and change nothing.
+type Worker struct {
+	cfg     WorkerConfig
+	journal *Journal
+	dlq     *kafkago.Writer
+	log     *slog.Logger
+	running atomic.Bool
+
+	// afterCommit runs between the Postgres commit and the offset commit;
+	// tests use it to simulate a crash there.
+	afterCommit func()
+}
+
+// NewWorker checks the config and returns a worker.
+func NewWorker(cfg WorkerConfig) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Worker{
+		cfg:     cfg,
+		journal: NewJournal(cfg.Service, cfg.Registry),
+		dlq:     kafka.NewWriter(cfg.Brokers, DLQTopic(cfg.Service)),
+		log:     cfg.Logger.With("component", "worker", "service", cfg.Service),
+	}, nil
+}
+
+// Ready reports whether the worker is consuming.
+func (w *Worker) Ready() bool { return w.running.Load() }
+
+// Run consumes until ctx is done. It returns nil on cancellation.
+func (w *Worker) Run(ctx context.Context) error {
+	reader := kafka.NewReader(kafka.ReaderOptions{
+		Brokers: w.cfg.Brokers,
+		GroupID: "strata.worker." + w.cfg.Service,
+		Topics:  []string{CommandTopic(w.cfg.Service)},
+		Logger:  w.cfg.Logger,
+	})
+	defer reader.Close()
+	defer w.dlq.Close()
+	w.running.Store(true)
+	defer w.running.Store(false)
+	for {
+		msgs, err := kafka.FetchBatch(ctx, reader, w.cfg.BatchSize, w.cfg.BatchWait)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			w.log.Error("fetch commands", "err", err)
+			kafka.Sleep(ctx, time.Second)
+			continue
+		}
+		if err := w.handle(ctx, msgs); err != nil {
+			return nil // only on cancellation
+		}
+		if w.afterCommit != nil {
+			w.afterCommit()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := reader.CommitMessages(ctx, msgs...); err != nil && ctx.Err() == nil {
+			w.log.Error("commit command offsets", "err", err)
+		}
+	}
+}
+
+type incoming struct {
+	env    *Envelope
+	forged bool
+}
+
+// handle sorts a batch into DLQ, forged and genuine commands, then decides
+// them in one transaction, retrying the whole batch on transient failure.
+// It returns an error only when ctx is done.
+func (w *Worker) handle(ctx context.Context, msgs []kafkago.Message) error {
+	var dead []kafkago.Message
+	var cmds []incoming
+	for _, m := range msgs {
+		sig := header(m, SignatureHeader)
+		valid := w.cfg.Key.Verify(m.Value, sig)
+		env, err := DecodeEnvelope(m.Value)
+		switch {
+		case !valid:
+			w.log.Warn("security: refused command with missing or wrong signature",
+				"security", true, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
+				"signed", sig != "", "command_id", idOf(env))
+			if env != nil {
+				cmds = append(cmds, incoming{env: env, forged: true})
+			}
+		case err != nil:
+			w.log.Warn("undecodable command to DLQ", "offset", m.Offset, "err", err)
+			dead = append(dead, deadLetter(m, "undecodable", err))
+		default:
+			cmds = append(cmds, incoming{env: env})
+		}
+	}
+	for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		err := w.dead(ctx, dead)
+		if err == nil {
+			err = pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error { return w.decideAll(ctx, tx, cmds) })
+		}
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		w.log.Error("command batch failed, retrying", "commands", len(cmds), "err", err, "backoff", backoff)
+		kafka.Sleep(ctx, backoff)
+		dead = dead[:0:0]
+	}
+}
+
+func (w *Worker) dead(ctx context.Context, msgs []kafkago.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	return w.dlq.WriteMessages(ctx, msgs...)
+}
+
+func (w *Worker) decideAll(ctx context.Context, tx pgx.Tx, cmds []incoming) error {
+	appended := false
+	for _, c := range cmds {
+		if c.forged {
+			if err := recordForged(ctx, tx, c.env); err != nil {
+				return err
+			}
+			continue
+		}
+		n, err := w.decideOne(ctx, tx, c.env)
+		if err != nil {
+			return err
+		}
+		appended = appended || n > 0
+	}
+	if appended {
+		_, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, JournalChannel(w.cfg.Service))
+		return err
+	}
+	return nil
+}
+
+// recordForged gives a forged command's id a rejected status unless the id
+// already has one: a forgery never settles a genuine pending command.
+func recordForged(ctx context.Context, tx pgx.Tx, env *Envelope) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO strata.commands
+		(id, service, type, aggregate_id, actor, status, code, reason, submitted_at, decided_at)
+		VALUES ($1,$2,$3,$4,$5,'rejected',$6,'missing or invalid command signature',now(),now())
+		ON CONFLICT (id) DO NOTHING`, env.ID, env.Service(), env.Type, env.AggregateID, env.Actor.UserID,
+		aggregates.CodeForged)
+	if err != nil || tag.RowsAffected() == 0 {
+		return err
+	}
+	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, env.ID)
+	return err
+}
+
+// decideOne decides one command in its own savepoint and records its
+// outcome. It returns the number of events appended. A returned error
+// aborts the whole batch for a retry.
+func (w *Worker) decideOne(ctx context.Context, tx pgx.Tx, env *Envelope) (int, error) {
+	var status string
+	err := tx.QueryRow(ctx, `SELECT status FROM strata.commands WHERE id=$1 FOR UPDATE`, env.ID).Scan(&status)
+	if err == nil && status != StatusPending {
+		return 0, nil // already decided: a redelivery
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, err
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	agg, n, err := w.apply(ctx, sp, env)
+	if rej, ok := aggregates.AsRejection(err); ok {
+		if err := sp.Rollback(ctx); err != nil {
+			return 0, err
+		}
+		return 0, decide(ctx, tx, env, StatusRejected, &rej.Code, &rej.Reason, nil)
+	}
+	if err != nil {
+		_ = sp.Rollback(ctx)
+		return 0, err
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return 0, err
+	}
+	status = StatusAccepted
+	if n == 0 {
+		status = StatusProjected // nothing to project
+	}
+	return n, decide(ctx, tx, env, status, nil, nil, &agg.Version)
+}
+
+// apply loads, decides and appends. Domain refusals come back as
+// *aggregates.Rejection; data errors Postgres raises for this one command
+// are turned into rejections too, so a poison command cannot block the
+// partition.
+func (w *Worker) apply(ctx context.Context, tx pgx.Tx, env *Envelope) (*Aggregate, int, error) {
+	def, ok := w.cfg.Registry.ForCommand(env.Type)
+	if !ok || def.Service != w.cfg.Service {
+		return nil, 0, aggregates.Reject(aggregates.CodeInvalid, "unknown command type %q", env.Type)
+	}
+	cmd, _, err := def.DecodeCommand(env.Type, env.Payload)
+	if err != nil {
+		return nil, 0, aggregates.Reject(aggregates.CodeInvalid, "payload: %v", err)
+	}
+	agg, err := w.journal.Load(ctx, tx, def, env.AggregateID)
+	if errors.Is(err, ErrWrongType) {
+		return nil, 0, aggregates.Reject(aggregates.CodeNotFound, "%s %s does not exist", def.Type, env.AggregateID)
+	}
+	if err != nil {
+		return nil, 0, dataErrorAsRejection(err)
+	}
+	if err := checkVersion(def, cmd, agg, env.ExpectedVersion); err != nil {
+		return nil, 0, err
+	}
+	related, err := w.loadRelated(ctx, tx, def, cmd)
+	if err != nil {
+		return nil, 0, err
+	}
+	now := w.cfg.Now()
+	events, err := def.Decide(agg.State, cmd, aggregates.Context{Now: now, AggregateID: agg.ID, Related: related})
+	if err != nil {
+		if _, ok := aggregates.AsRejection(err); !ok {
+			w.log.Error("decide failed", "command_id", env.ID, "err", err)
+			err = aggregates.Reject(aggregates.CodeInvalid, "command could not be decided")
+		}
+		return nil, 0, err
+	}
+	meta := Metadata{CommandID: env.ID, CorrelationID: env.CorrelationID, CausationID: env.ID, Actor: env.Actor.UserID}
+	if _, err := w.journal.Append(ctx, tx, agg, events, meta, now); err != nil {
+		return nil, 0, dataErrorAsRejection(err)
+	}
+	return agg, len(events), nil
+}
+
+func checkVersion(def *aggregates.Definition, cmd aggregates.Command, agg *Aggregate, expected *int64) error {
+	creates := def.Creates(cmd)
+	switch {
+	case creates && agg.Version > 0:
+		return aggregates.Reject(aggregates.CodeAlreadyExists, "%s %s already exists", def.Type, agg.ID)
+	case !creates && agg.Version == 0:
+		return aggregates.Reject(aggregates.CodeNotFound, "%s %s does not exist", def.Type, agg.ID)
+	case expected != nil && *expected != agg.Version:
+		return aggregates.Reject(aggregates.CodeVersionConflict, "%s %s is at version %d, not %d",
+			def.Type, agg.ID, agg.Version, *expected)
+	}
+	return nil
+}
+
+func (w *Worker) loadRelated(ctx context.Context, tx pgx.Tx, def *aggregates.Definition, cmd aggregates.Command) (map[aggregates.Ref]aggregates.Snapshot, error) {
+	refs := def.Needs(cmd)
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	out := make(map[aggregates.Ref]aggregates.Snapshot, len(refs))
+	for _, ref := range refs {
+		rd, ok := w.cfg.Registry.Aggregate(def.Service, ref.Type)
+		if !ok {
+			return nil, fmt.Errorf("worker: %s needs unknown aggregate %s", def.Topic(), ref.Type)
+		}
+		if _, err := uuid.Parse(ref.ID); err != nil {
+			out[ref] = aggregates.Snapshot{State: rd.New()}
+			continue
+		}
+		ra, err := w.journal.Load(ctx, tx, rd, ref.ID)
+		if errors.Is(err, ErrWrongType) {
+			out[ref] = aggregates.Snapshot{State: rd.New()}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[ref] = aggregates.Snapshot{State: ra.State, Version: ra.Version}
+	}
+	return out, nil
+}
+
+// dataErrorAsRejection turns a Postgres data exception (class 22) into a
+// rejection; everything else stays an error so the batch is retried.
+func dataErrorAsRejection(err error) error {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && len(pg.Code) == 5 && pg.Code[:2] == "22" {
+		return aggregates.Reject(aggregates.CodeInvalid, "invalid data: %s", pg.Message)
+	}
+	return err
+}
+
+// JournalChannel is the Postgres channel notified when a service's journal
+// gains events.
+func JournalChannel(service string) string { return "strata_journal_" + service }
+
+func header(m kafkago.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func deadLetter(m kafkago.Message, reason string, err error) kafkago.Message {
+	hs := append([]kafkago.Header{}, m.Headers...)
+	hs = append(hs,
+		kafkago.Header{Key: "strata-dlq-reason", Value: []byte(reason)},
+		kafkago.Header{Key: "strata-dlq-error", Value: []byte(err.Error())},
+		kafkago.Header{Key: "strata-dlq-source", Value: []byte(fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset))},
+	)
+	return kafkago.Message{Key: m.Key, Value: m.Value, Headers: hs}
+}
+
+func idOf(env *Envelope) string {
+	if env == nil {
+		return ""
+	}
+	return env.ID
+}

@@ -1,0 +1,287 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/strata-cqrs/strata/commands"
+)
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 1 << 20
+
+// write describes one command route.
+type write struct {
+	Type    string // qualified command type, "auth.CreateRole"
+	Creates bool   // the gateway allocates the aggregate id
+	Body    bool   // the request body is (part of) the payload
+	// FromPath copies path variables into payload fields: field → variable.
+	FromPath map[string]string
+	// Read returns the resource once projected (nil for deletions) and the
+	// path it lives at.
+	Read func(ctx context.Context, id string) (any, int64, error)
+	Path string // resource collection, e.g. "/roles"
+}
+
+// accepted is the 202 body.
+type accepted struct {
+	CommandID   string `json:"command_id"`
+	AggregateID string `json:"aggregate_id"`
+	Status      string `json:"status"`
+	StatusURL   string `json:"status_url"`
+}
+
+// submit returns the handler of a command route: decode, validate, record
+// pending, produce, and optionally wait for the outcome.
+func (g *Gateway) submit(wr write) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		aggID := commands.NewID()
+		if !wr.Creates {
+			aggID = mux.Vars(r)["id"]
+			if !isUUID(aggID) {
+				writeProblem(w, r, "not_found", "no resource has this id")
+				return
+			}
+		}
+		body, code, detail := readBody(w, r, wr.Body)
+		if code != "" {
+			writeProblem(w, r, code, detail)
+			return
+		}
+		payload, code, detail := buildPayload(body, wr.FromPath, mux.Vars(r))
+		if code != "" {
+			writeProblem(w, r, code, detail)
+			return
+		}
+		fields, err := g.cfg.Schemas.ValidateCommand(wr.Type, payload)
+		if err != nil {
+			g.internal(w, r, err)
+			return
+		}
+		if len(fields) > 0 {
+			writeProblem(w, r, codeValidation, "the request body is not valid", fields...)
+			return
+		}
+		env, detail := g.envelope(r, wr, aggID, payload)
+		if detail != "" {
+			writeProblem(w, r, codeBadHeader, detail)
+			return
+		}
+		st, ok := g.record(w, r, env, body)
+		if !ok {
+			return
+		}
+		g.respond(w, r, wr, st)
+	}
+}
+
+// readBody enforces content type, size and JSON-object shape.
+func readBody(w http.ResponseWriter, r *http.Request, want bool) (body []byte, code, detail string) {
+	if !want {
+		return nil, "", ""
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, codeUnsupportedMedia, "Content-Type must be application/json"
+	}
+	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, codeBodyTooLarge, "the request body is larger than 1 MiB"
+	}
+	if err != nil {
+		return nil, codeMalformedJSON, "the request body could not be read"
+	}
+	return body, "", ""
+}
+
+// buildPayload parses the body as a JSON object (duplicates and trailing
+// data refused) and adds the path variables.
+func buildPayload(body []byte, fromPath, vars map[string]string) (json.RawMessage, string, string) {
+	obj := map[string]json.RawMessage{}
+	if body != nil {
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		if err := dec.Decode(&obj); err != nil {
+			return nil, codeMalformedJSON, "the request body must be a JSON object: " + jsonErr(err)
+		}
+		if dec.More() {
+			return nil, codeMalformedJSON, "the request body has data after the JSON object"
+		}
+	}
+	for field, v := range fromPath {
+		if _, clash := obj[field]; clash {
+			return nil, codeValidation, "field " + field + " comes from the URL and may not be in the body"
+		}
+		b, _ := json.Marshal(vars[v])
+		obj[field] = b
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return nil, codeMalformedJSON, err.Error()
+	}
+	return out, "", ""
+}
+
+func jsonErr(err error) string {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return syn.Error() + " at offset " + strconv.FormatInt(syn.Offset, 10)
+	}
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) {
+		return "expected an object"
+	}
+	return err.Error()
+}
+
+var idempotencyKey = regexp.MustCompile(`^[\x21-\x7e]{1,200}$`)
+
+// envelope builds the command envelope from the request's headers.
+func (g *Gateway) envelope(r *http.Request, wr write, aggID string, payload json.RawMessage) (*commands.Envelope, string) {
+	env := &commands.Envelope{
+		ID:            commands.NewID(),
+		Type:          wr.Type,
+		AggregateID:   aggID,
+		Actor:         commands.Actor{UserID: g.cfg.Actor(r)},
+		IssuedAt:      time.Now().UTC(),
+		CorrelationID: requestIDFrom(r.Context()),
+		Payload:       payload,
+	}
+	if k := r.Header.Get("Idempotency-Key"); k != "" {
+		if !idempotencyKey.MatchString(k) {
+			return nil, "Idempotency-Key must be 1-200 visible ASCII characters"
+		}
+		env.IdempotencyKey = k
+	}
+	if m := r.Header.Get("If-Match"); m != "" && !wr.Creates {
+		v, err := strconv.ParseInt(strings.Trim(strings.TrimSpace(m), `"`), 10, 64)
+		if err != nil || v < 1 {
+			return nil, `If-Match must be an ETag of this API, like "3"`
+		}
+		env.ExpectedVersion = &v
+	}
+	return env, ""
+}
+
+// record writes the pending row and produces the command. It answers the
+// request itself and returns false when it could not.
+func (g *Gateway) record(w http.ResponseWriter, r *http.Request, env *commands.Envelope, body []byte) (*commands.Status, bool) {
+	h := sha256.New()
+	h.Write([]byte(r.Method + " " + r.URL.Path + "\n" + r.Header.Get("If-Match") + "\n"))
+	h.Write(body)
+	st, existing, err := g.cfg.Statuses.InsertPending(r.Context(), commands.Submission{Envelope: env, RequestHash: h.Sum(nil)})
+	switch {
+	case errors.Is(err, commands.ErrIdempotencyReused):
+		writeProblem(w, r, codeIdempotencyReuse, "this Idempotency-Key was used for a different request")
+		return nil, false
+	case err != nil:
+		g.log.Error("record pending command", "err", err)
+		writeProblem(w, r, codeUnavailable, "the command store is unavailable; retry later")
+		return nil, false
+	case existing:
+		return st, true
+	}
+	if err := g.cfg.Bus.Send(r.Context(), env); err != nil {
+		g.log.Error("produce command", "command_id", env.ID, "err", err)
+		if err := g.cfg.Statuses.MarkFailed(context.WithoutCancel(r.Context()), env.ID, codeUnavailable, "the command could not be submitted"); err != nil {
+			g.log.Error("mark command failed", "command_id", env.ID, "err", err)
+		}
+		writeProblem(w, r, codeUnavailable, "the command bus is unavailable; retry later")
+		return nil, false
+	}
+	return st, true
+}
+
+// respond answers 202, or with Prefer: wait the final outcome.
+func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, wr write, st *commands.Status) {
+	if wait, ok := g.preferWait(r); ok {
+		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
+		final, err := g.waitTerminal(r.Context(), st.ID, wait)
+		if err != nil {
+			g.internal(w, r, err)
+			return
+		}
+		if g.outcome(w, r, wr, final) {
+			return
+		}
+		st = final
+	}
+	loc := "/commands/" + st.ID
+	w.Header().Set("Location", loc)
+	writeJSON(w, http.StatusAccepted, accepted{CommandID: st.ID, AggregateID: st.AggregateID, Status: st.Status, StatusURL: loc})
+}
+
+// outcome answers a terminal status and reports whether it did.
+func (g *Gateway) outcome(w http.ResponseWriter, r *http.Request, wr write, st *commands.Status) bool {
+	switch st.Status {
+	case commands.StatusRejected, commands.StatusFailed:
+		code, reason := deref(st.Code), deref(st.Reason)
+		if st.Status == commands.StatusFailed {
+			code = codeUnavailable
+		}
+		writeProblem(w, r, code, reason)
+		return true
+	case commands.StatusProjected:
+		if wr.Read == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return true
+		}
+		res, version, err := wr.Read(r.Context(), st.AggregateID)
+		if err != nil {
+			g.internal(w, r, err)
+			return true
+		}
+		status := http.StatusOK
+		if wr.Creates {
+			status = http.StatusCreated
+			w.Header().Set("Location", wr.Path+"/"+st.AggregateID)
+		}
+		w.Header().Set("ETag", etag(version))
+		writeJSON(w, status, res)
+		return true
+	}
+	return false
+}
+
+// preferWait parses RFC 7240 "Prefer: wait=N", capped at MaxWait.
+func (g *Gateway) preferWait(r *http.Request) (time.Duration, bool) {
+	for _, h := range r.Header.Values("Prefer") {
+		for _, pref := range strings.FieldsFunc(h, func(c rune) bool { return c == ',' || c == ';' }) {
+			k, v, _ := strings.Cut(strings.TrimSpace(pref), "=")
+			if strings.EqualFold(k, "wait") {
+				n, err := strconv.Atoi(strings.Trim(v, `"`))
+				if err != nil || n < 0 {
+					return 0, false
+				}
+				return min(time.Duration(n)*time.Second, g.cfg.MaxWait), true
+			}
+		}
+	}
+	return 0, false
+}
+
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func isUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}

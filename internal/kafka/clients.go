@@ -1,0 +1,222 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+)
+
+// adminTimeout bounds each admin request when the context has no deadline.
+const adminTimeout = 30 * time.Second
+
+// Topic describes a topic EnsureTopics creates.
+type Topic struct {
+	// Name of the topic.
+	Name string
+	// Partitions is the partition count; 0 means the broker's default.
+	Partitions int
+	// ReplicationFactor; 0 means 1.
+	ReplicationFactor int
+	// Configs are topic-level settings such as "retention.ms": "-1".
+	Configs map[string]string
+}
+
+// EnsureTopics creates every topic in topics that does not exist yet, in one
+// CreateTopics request sent through the cluster's controller. A topic that
+// already exists counts as success and is left as it is (its partitions and
+// configs are not compared or changed). The error, if any, lists every topic
+// that could not be created.
+func EnsureTopics(ctx context.Context, brokers []string, topics []Topic) error {
+	if len(brokers) == 0 {
+		return errors.New("kafka: ensure topics: no brokers")
+	}
+	if len(topics) == 0 {
+		return nil
+	}
+	req := &kafkago.CreateTopicsRequest{}
+	var errs []error
+	for _, t := range topics {
+		if t.Name == "" {
+			errs = append(errs, errors.New("topic with an empty name"))
+			continue
+		}
+		tc := kafkago.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.ReplicationFactor}
+		if tc.NumPartitions == 0 {
+			tc.NumPartitions = -1
+		}
+		if tc.ReplicationFactor == 0 {
+			tc.ReplicationFactor = 1
+		}
+		keys := make([]string, 0, len(t.Configs))
+		for k := range t.Configs {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafkago.ConfigEntry{ConfigName: k, ConfigValue: t.Configs[k]})
+		}
+		req.Topics = append(req.Topics, tc)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("kafka: ensure topics: %w", err)
+	}
+	client, done := adminClient(brokers)
+	defer done()
+	resp, err := client.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("kafka: create topics on %s: %w", strings.Join(brokers, ","), err)
+	}
+	for _, t := range req.Topics {
+		err := resp.Errors[t.Topic]
+		if err == nil || errors.Is(err, kafkago.TopicAlreadyExists) {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("topic %s: %w", t.Topic, err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("kafka: ensure topics: %w", err)
+	}
+	return nil
+}
+
+// Ping asks the cluster for its metadata and reports whether it answered,
+// for readiness checks. It honours ctx's deadline (30s if it has none).
+func Ping(ctx context.Context, brokers []string) error {
+	if len(brokers) == 0 {
+		return errors.New("kafka: ping: no brokers")
+	}
+	client, done := adminClient(brokers)
+	defer done()
+	resp, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{}})
+	if err != nil {
+		return fmt.Errorf("kafka: ping %s: %w", strings.Join(brokers, ","), err)
+	}
+	if len(resp.Brokers) == 0 {
+		return fmt.Errorf("kafka: ping %s: metadata lists no brokers", strings.Join(brokers, ","))
+	}
+	return nil
+}
+
+// adminClient returns a kafka-go Client with its own transport, and a func
+// that releases the transport's connections.
+func adminClient(brokers []string) (*kafkago.Client, func()) {
+	tr := &kafkago.Transport{}
+	return &kafkago.Client{Addr: kafkago.TCP(brokers...), Transport: tr, Timeout: adminTimeout}, tr.CloseIdleConnections
+}
+
+// NewWriter returns a synchronous kafka-go Writer for brokers. With topic ""
+// every message must name its topic. Guarantees: a WriteMessages that
+// returns nil has been acknowledged by all in-sync replicas (RequireAll);
+// messages with the same key go to the same partition, chosen exactly as the
+// Java client does (murmur2), so other clients agree on placement; topics are
+// never auto-created. Batches flush after 2ms or 1000 messages. The writer
+// has its own transport, so it shares no connections with other clients.
+func NewWriter(brokers []string, topic string) *kafkago.Writer {
+	return &kafkago.Writer{
+		Addr:                   kafkago.TCP(brokers...),
+		Topic:                  topic,
+		Balancer:               &kafkago.Murmur2Balancer{},
+		RequiredAcks:           kafkago.RequireAll,
+		BatchTimeout:           2 * time.Millisecond,
+		BatchSize:              1000,
+		Transport:              &kafkago.Transport{},
+		AllowAutoTopicCreation: false,
+	}
+}
+
+// ReaderOptions configures NewReader. Brokers, GroupID and Topics are
+// required.
+type ReaderOptions struct {
+	// Brokers to bootstrap from.
+	Brokers []string
+	// GroupID is the consumer group; members of one group share partitions
+	// and committed offsets.
+	GroupID string
+	// Topics the group consumes.
+	Topics []string
+	// Logger receives kafka-go's messages (debug) and errors (warn).
+	// Default: discard.
+	Logger *slog.Logger
+}
+
+// Validate reports every problem with o.
+func (o ReaderOptions) Validate() error {
+	var errs []error
+	if len(o.Brokers) == 0 {
+		errs = append(errs, errors.New("Brokers is required"))
+	}
+	if o.GroupID == "" {
+		errs = append(errs, errors.New("GroupID is required"))
+	}
+	if len(o.Topics) == 0 {
+		errs = append(errs, errors.New("Topics is required"))
+	}
+	if slices.Contains(o.Topics, "") {
+		errs = append(errs, errors.New("Topics holds an empty name"))
+	}
+	return errors.Join(errs...)
+}
+
+// Reader tuning, see NewReader.
+const (
+	readerMaxWait           = 250 * time.Millisecond
+	readerHeartbeatInterval = 250 * time.Millisecond
+	readerSessionTimeout    = 6 * time.Second
+	readerRebalanceTimeout  = 2 * time.Second
+	readerJoinGroupBackoff  = 250 * time.Millisecond
+	readerMaxBytes          = 10 << 20
+)
+
+// NewReader returns a consumer-group reader over o.Topics. Guarantees: a new
+// group starts at the earliest offset; offsets are committed only by
+// CommitMessages, synchronously (CommitInterval 0), so after CommitMessages
+// returns nil a reader that later joins the group resumes after the
+// committed messages; records of one partition arrive in order. Fetches wait
+// at most 250ms for data, heartbeats go every 250ms and a member that stops
+// heartbeating is evicted after 6s (the smallest session timeout real Kafka
+// accepts by default), so the group rebalances quickly. It panics, like
+// kafkago.NewReader, if o is invalid; check with o.Validate first when o is
+// not a constant.
+func NewReader(o ReaderOptions) *kafkago.Reader {
+	if err := o.Validate(); err != nil {
+		panic(fmt.Sprintf("kafka: NewReader: %v", err))
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:           slices.Clone(o.Brokers),
+		GroupID:           o.GroupID,
+		GroupTopics:       slices.Clone(o.Topics),
+		Dialer:            &kafkago.Dialer{Timeout: 10 * time.Second, DualStack: true, ClientID: "strata"},
+		MinBytes:          1,
+		MaxBytes:          readerMaxBytes,
+		MaxWait:           readerMaxWait,
+		ReadLagInterval:   -1,
+		HeartbeatInterval: readerHeartbeatInterval,
+		CommitInterval:    0,
+		SessionTimeout:    readerSessionTimeout,
+		RebalanceTimeout:  readerRebalanceTimeout,
+		JoinGroupBackoff:  readerJoinGroupBackoff,
+		StartOffset:       kafkago.FirstOffset,
+		Logger:            logFunc(log, slog.LevelDebug),
+		ErrorLogger:       logFunc(log, slog.LevelWarn),
+	})
+}
+
+// logFunc adapts slog to kafka-go's printf-style Logger at a fixed level.
+func logFunc(l *slog.Logger, level slog.Level) kafkago.LoggerFunc {
+	return func(msg string, args ...any) {
+		ctx := context.Background()
+		if l.Enabled(ctx, level) {
+			l.Log(ctx, level, "kafka-go: "+fmt.Sprintf(msg, args...))
+		}
+	}
+}

@@ -1,0 +1,55 @@
+// Package postgres holds the shared Postgres infrastructure: connection
+// pools, schema migrations and, for development, finding or starting a
+// Postgres server.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DefaultMaxConns is the pool size Connect uses unless the URL sets
+// pool_max_conns.
+const DefaultMaxConns = 16
+
+// Connect parses url (a postgres:// URL or a keyword/value DSN), builds a pool
+// of at most DefaultMaxConns connections unless the URL sets pool_max_conns,
+// and pings the server. On success the returned pool has been proven to reach
+// the server; on failure no pool is left open and the error names the host,
+// port and database but never the password.
+func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	if strings.TrimSpace(url) == "" {
+		return nil, errors.New("postgres: connect: empty database URL")
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgconn redacts the password in its parse errors.
+		return nil, fmt.Errorf("postgres: parse database URL: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	where := describe(cfg)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open pool for %s: %w", where, err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect to %s: %w", where, err)
+	}
+	return pool, nil
+}
+
+// describe names the server and database of cfg without credentials.
+func describe(cfg *pgxpool.Config) string {
+	cc := cfg.ConnConfig
+	return fmt.Sprintf("%s database %q as %q",
+		net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), cc.Database, cc.User)
+}

@@ -1,0 +1,103 @@
+// Package auth holds the auth service's read models (schema auth_read):
+// permissions and roles with their granted permissions. It applies auth
+// events and answers the gateway's queries.
+package auth
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	domain "github.com/strata-cqrs/strata/aggregates/auth"
+	"github.com/strata-cqrs/strata/internal/postgres"
+	"github.com/strata-cqrs/strata/projections"
+)
+
+// Schema is the read schema of the auth service.
+const Schema = "auth_read"
+
+// Projection returns the auth read-model projection.
+func Projection() *projections.Projection {
+	return &projections.Projection{
+		Name:          "auth",
+		Schema:        Schema,
+		Topics:        []string{"auth.permission", "auth.role"},
+		Migrations:    []postgres.Migration{{Component: Schema, Version: 1, SQL: schemaV1}},
+		Apply:         Apply,
+		MarksCommands: true,
+	}
+}
+
+const schemaV1 = `
+CREATE TABLE auth_read.permissions (
+	id          uuid PRIMARY KEY,
+	name        text NOT NULL,
+	description text NOT NULL,
+	version     bigint NOT NULL,
+	created_at  timestamptz NOT NULL,
+	updated_at  timestamptz NOT NULL
+);
+CREATE INDEX permissions_name ON auth_read.permissions (name);
+CREATE TABLE auth_read.roles (
+	id          uuid PRIMARY KEY,
+	name        text NOT NULL,
+	description text NOT NULL,
+	version     bigint NOT NULL,
+	created_at  timestamptz NOT NULL,
+	updated_at  timestamptz NOT NULL
+);
+CREATE INDEX roles_name ON auth_read.roles (lower(name));
+CREATE TABLE auth_read.role_permissions (
+	role_id         uuid NOT NULL REFERENCES auth_read.roles (id) ON DELETE CASCADE,
+	permission_id   uuid NOT NULL,
+	permission_name text NOT NULL,
+	granted_at      timestamptz NOT NULL,
+	PRIMARY KEY (role_id, permission_id)
+);
+CREATE INDEX role_permissions_permission ON auth_read.role_permissions (permission_id);
+`
+
+// Apply applies one auth event inside the projector's transaction.
+func Apply(ctx context.Context, tx pgx.Tx, e *projections.Event) error {
+	id, v, at := e.AggregateID, e.Version, e.Time
+	var err error
+	switch ev := e.Event.(type) {
+	case domain.PermissionCreated:
+		_, err = tx.Exec(ctx, `INSERT INTO auth_read.permissions (id, name, description, version, created_at, updated_at)
+			VALUES ($1,$2,$3,$4,$5,$5)`, id, ev.Name, ev.Description, v, at)
+	case domain.PermissionDeleted:
+		if _, err = tx.Exec(ctx, `DELETE FROM auth_read.role_permissions WHERE permission_id=$1`, id); err == nil {
+			_, err = tx.Exec(ctx, `DELETE FROM auth_read.permissions WHERE id=$1`, id)
+		}
+	case domain.RoleCreated:
+		_, err = tx.Exec(ctx, `INSERT INTO auth_read.roles (id, name, description, version, created_at, updated_at)
+			VALUES ($1,$2,$3,$4,$5,$5)`, id, ev.Name, ev.Description, v, at)
+	case domain.RoleRenamed:
+		err = touchRole(ctx, tx, id, v, at, `name=$4`, ev.Name)
+	case domain.PermissionGranted:
+		if err = touchRole(ctx, tx, id, v, at, ``); err == nil {
+			_, err = tx.Exec(ctx, `INSERT INTO auth_read.role_permissions (role_id, permission_id, permission_name, granted_at)
+				VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING`, id, ev.PermissionID, ev.PermissionName, at)
+		}
+	case domain.PermissionRevoked:
+		if err = touchRole(ctx, tx, id, v, at, ``); err == nil {
+			_, err = tx.Exec(ctx, `DELETE FROM auth_read.role_permissions WHERE role_id=$1 AND permission_id=$2`,
+				id, ev.PermissionID)
+		}
+	case domain.RoleDeleted:
+		_, err = tx.Exec(ctx, `DELETE FROM auth_read.roles WHERE id=$1`, id)
+	}
+	return err
+}
+
+// touchRole bumps a role's version and update time, plus an optional extra
+// assignment using $4.
+func touchRole(ctx context.Context, tx pgx.Tx, id string, v int64, at any, set string, args ...any) error {
+	if set != "" {
+		set = ", " + set
+	}
+	_, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE auth_read.roles SET version=$2, updated_at=$3%s WHERE id=$1`, set),
+		append([]any{id, v, at}, args...)...)
+	return err
+}

@@ -1,0 +1,96 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrNotFound is returned by Get methods when no row has the id.
+var ErrNotFound = errors.New("not found")
+
+// Permission is the read model of a permission.
+type Permission struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Version     int64     `json:"version"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// GrantedPermission is a permission as listed on a role.
+type GrantedPermission struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Role is the read model of a role with its granted permissions.
+type Role struct {
+	ID          string              `json:"id"`
+	Name        string              `json:"name"`
+	Description string              `json:"description"`
+	Permissions []GrantedPermission `json:"permissions"`
+	Version     int64               `json:"version"`
+	CreatedAt   time.Time           `json:"created_at"`
+	UpdatedAt   time.Time           `json:"updated_at"`
+}
+
+// ListParams pages a list: ids after After, at most Limit, optionally
+// filtered by exact name (case-insensitive).
+type ListParams struct {
+	Limit int
+	After string
+	Name  string
+}
+
+// Store answers queries on the auth read models.
+type Store struct{ pool *pgxpool.Pool }
+
+// NewStore returns a store over pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+const permissionCols = `id::text, name, description, version, created_at, updated_at`
+
+// Permission returns one permission or ErrNotFound.
+func (s *Store) Permission(ctx context.Context, id string) (*Permission, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+permissionCols+` FROM auth_read.permissions WHERE id=$1`, id)
+	p, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Permission])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return p, err
+}
+
+// Permissions lists permissions in id (creation) order.
+func (s *Store) Permissions(ctx context.Context, p ListParams) ([]Permission, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+permissionCols+` FROM auth_read.permissions
+		WHERE ($1 = '' OR id > $1::uuid) AND ($2 = '' OR name = $2) ORDER BY id LIMIT $3`, p.After, p.Name, p.Limit)
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Permission])
+}
+
+const roleCols = `r.id::text, r.name, r.description,
+	COALESCE((SELECT json_agg(json_build_object('id', rp.permission_id, 'name', rp.permission_name)
+		ORDER BY rp.permission_name) FROM auth_read.role_permissions rp WHERE rp.role_id = r.id), '[]'::json),
+	r.version, r.created_at, r.updated_at`
+
+// Role returns one role with its permissions, or ErrNotFound.
+func (s *Store) Role(ctx context.Context, id string) (*Role, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+roleCols+` FROM auth_read.roles r WHERE r.id=$1`, id)
+	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Role])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return r, err
+}
+
+// Roles lists roles with their permissions in id (creation) order.
+func (s *Store) Roles(ctx context.Context, p ListParams) ([]Role, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+roleCols+` FROM auth_read.roles r
+		WHERE ($1 = '' OR r.id > $1::uuid) AND ($2 = '' OR lower(r.name) = lower($2)) ORDER BY r.id LIMIT $3`,
+		p.After, p.Name, p.Limit)
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Role])
+}

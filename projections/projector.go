@@ -1,0 +1,341 @@
+// Package projections is the read-side runtime: a batching Kafka consumer
+// that applies events to Postgres read models exactly once per aggregate
+// version, and marks commands projected. Each service's read models live in
+// a sub-package and plug in as a Projection.
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/strata-cqrs/strata/aggregates"
+	"github.com/strata-cqrs/strata/internal/kafka"
+	"github.com/strata-cqrs/strata/internal/postgres"
+)
+
+// Event is one event read from Kafka, with its CloudEvents headers parsed
+// and its data decoded through the aggregate's definition.
+type Event struct {
+	ID            string
+	Type          string // ce_type, "auth.RoleCreated.v1"
+	AggregateID   string // ce_subject
+	Version       int64  // strataversion
+	CommandID     string
+	CorrelationID string
+	Actor         string
+	Time          time.Time
+	Data          json.RawMessage
+	Event         aggregates.Event // nil when the type is unknown to this build
+}
+
+// Projection is one read model: the topics it consumes and how it applies
+// an event. Apply runs inside the batch's transaction.
+type Projection struct {
+	Name       string // consumer group "strata.projection.<Name>"
+	Schema     string // the read schema, e.g. "auth_read"
+	Topics     []string
+	Migrations []postgres.Migration
+	Apply      func(ctx context.Context, tx pgx.Tx, e *Event) error
+	// MarksCommands makes this projection move the commands behind its
+	// events from accepted to projected.
+	MarksCommands bool
+}
+
+// EventDecoder finds the definition of a CloudEvents type; the command
+// registry implements it.
+type EventDecoder interface {
+	ForEvent(ceType string) (*aggregates.Definition, bool)
+}
+
+// MarkProjected is how a projector settles a command; commands.MarkProjected
+// implements it.
+type MarkProjected func(ctx context.Context, tx pgx.Tx, commandID, aggregateID string, version int64) error
+
+// Migrations returns the runtime's per-schema tables followed by the
+// projection's own migrations.
+func (p *Projection) AllMigrations() []postgres.Migration {
+	runtime := postgres.Migration{Component: p.Schema + ".runtime", Version: 1, SQL: fmt.Sprintf(`
+CREATE SCHEMA IF NOT EXISTS %[1]s;
+CREATE TABLE IF NOT EXISTS %[1]s.projection_versions (
+	projection   text NOT NULL,
+	aggregate_id uuid NOT NULL,
+	version      bigint NOT NULL,
+	PRIMARY KEY (projection, aggregate_id)
+);`, pgx.Identifier{p.Schema}.Sanitize())}
+	return append([]postgres.Migration{runtime}, p.Migrations...)
+}
+
+// Config configures a projector.
+type Config struct {
+	Projection *Projection
+	Brokers    []string
+	Pool       *pgxpool.Pool
+	Decoder    EventDecoder
+	Mark       MarkProjected
+	Logger     *slog.Logger
+	// BatchSize bounds the events per transaction. Default 500.
+	BatchSize int
+	// BatchWait is how long a batch collects after its first event. Default 20ms.
+	BatchWait time.Duration
+}
+
+// Validate reports every missing setting.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Projection == nil || c.Projection.Apply == nil || c.Projection.Name == "" {
+		errs = append(errs, errors.New("projector: a Projection with Name and Apply is required"))
+	}
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("projector: Brokers are required"))
+	}
+	if c.Pool == nil {
+		errs = append(errs, errors.New("projector: Pool is required"))
+	}
+	if c.Decoder == nil {
+		errs = append(errs, errors.New("projector: Decoder is required"))
+	}
+	if c.Projection != nil && c.Projection.MarksCommands && c.Mark == nil {
+		errs = append(errs, errors.New("projector: Mark is required when the projection marks commands"))
+	}
+	return errors.Join(errs...)
+}
+
+// Projector consumes a projection's topics in batches. Each batch is one
+// Postgres transaction holding the read-model writes, the per-aggregate
+// version bookkeeping and the command marks; Kafka offsets are committed
+// only after it commits. A crash anywhere therefore neither loses nor
+// double-applies an event: redelivered versions are skipped.
+type Projector struct {
+	cfg     Config
+	log     *slog.Logger
+	running atomic.Bool
+	healthy atomic.Bool
+	applied atomic.Int64
+
+	// afterCommit runs between the Postgres commit and the offset commit;
+	// tests use it to simulate a crash there.
+	afterCommit func()
+}
+
+// New checks the config and returns a projector.
+func New(cfg Config) (*Projector, error) {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.BatchWait <= 0 {
+		cfg.BatchWait = 20 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Projector{cfg: cfg, log: cfg.Logger.With("component", "projector", "projection", cfg.Projection.Name)}
+	p.healthy.Store(true)
+	return p, nil
+}
+
+// Ready reports whether the projector is consuming and its last batch did
+// not fail.
+func (p *Projector) Ready() bool { return p.running.Load() && p.healthy.Load() }
+
+// Applied returns how many events this projector applied since start.
+func (p *Projector) Applied() int64 { return p.applied.Load() }
+
+// Run consumes until ctx is done; it returns nil on cancellation.
+func (p *Projector) Run(ctx context.Context) error {
+	reader := kafka.NewReader(kafka.ReaderOptions{
+		Brokers: p.cfg.Brokers,
+		GroupID: "strata.projection." + p.cfg.Projection.Name,
+		Topics:  p.cfg.Projection.Topics,
+		Logger:  p.cfg.Logger,
+	})
+	defer reader.Close()
+	p.running.Store(true)
+	defer p.running.Store(false)
+	for {
+		msgs, err := kafka.FetchBatch(ctx, reader, p.cfg.BatchSize, p.cfg.BatchWait)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			p.log.Error("fetch events", "err", err)
+			kafka.Sleep(ctx, time.Second)
+			continue
+		}
+		if err := p.applyWithRetry(ctx, msgs); err != nil {
+			return nil // only on cancellation
+		}
+		if p.afterCommit != nil {
+			p.afterCommit()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := reader.CommitMessages(ctx, msgs...); err != nil && ctx.Err() == nil {
+			p.log.Error("commit event offsets", "err", err)
+		}
+	}
+}
+
+func (p *Projector) applyWithRetry(ctx context.Context, msgs []kafkago.Message) error {
+	for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		events, err := p.parseAll(msgs)
+		if err == nil {
+			err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error { return p.applyBatch(ctx, tx, events) })
+		}
+		if err == nil {
+			p.healthy.Store(true)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.healthy.Store(false)
+		p.log.Error("projection batch failed, retrying", "events", len(events), "err", err, "backoff", backoff)
+		kafka.Sleep(ctx, backoff)
+	}
+}
+
+// ErrGap means an event arrived whose predecessor was never applied.
+var ErrGap = errors.New("projector: version gap")
+
+// applyBatch applies events in order, skipping versions already applied and
+// failing on gaps, then stores the new versions.
+func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) error {
+	versions, err := p.loadVersions(ctx, tx, events)
+	if err != nil {
+		return err
+	}
+	changed := map[string]bool{}
+	applied := 0
+	for _, e := range events {
+		have := versions[e.AggregateID]
+		if e.Version <= have {
+			continue // redelivered
+		}
+		if e.Version != have+1 {
+			return fmt.Errorf("%w: %s is at version %d, got %d (%s)", ErrGap, e.AggregateID, have, e.Version, e.Type)
+		}
+		if e.Event != nil {
+			if err := p.cfg.Projection.Apply(ctx, tx, e); err != nil {
+				return fmt.Errorf("apply %s v%d %s: %w", e.AggregateID, e.Version, e.Type, err)
+			}
+		}
+		if p.cfg.Projection.MarksCommands && e.CommandID != "" {
+			if err := p.cfg.Mark(ctx, tx, e.CommandID, e.AggregateID, e.Version); err != nil {
+				return err
+			}
+		}
+		versions[e.AggregateID] = e.Version
+		changed[e.AggregateID] = true
+		applied++
+	}
+	if err := p.storeVersions(ctx, tx, versions, changed); err != nil {
+		return err
+	}
+	p.applied.Add(int64(applied))
+	return nil
+}
+
+func (p *Projector) loadVersions(ctx context.Context, tx pgx.Tx, events []*Event) (map[string]int64, error) {
+	ids := make([]string, 0, len(events))
+	for _, e := range events {
+		ids = append(ids, e.AggregateID)
+	}
+	rows, err := tx.Query(ctx, `SELECT aggregate_id::text, version FROM `+p.schema()+`.projection_versions
+		WHERE projection=$1 AND aggregate_id = ANY($2::uuid[])`, p.cfg.Projection.Name, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	versions := make(map[string]int64, len(ids))
+	for rows.Next() {
+		var id string
+		var v int64
+		if err := rows.Scan(&id, &v); err != nil {
+			return nil, err
+		}
+		versions[id] = v
+	}
+	return versions, rows.Err()
+}
+
+func (p *Projector) storeVersions(ctx context.Context, tx pgx.Tx, versions map[string]int64, changed map[string]bool) error {
+	if len(changed) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(changed))
+	vs := make([]int64, 0, len(changed))
+	for id := range changed {
+		ids = append(ids, id)
+		vs = append(vs, versions[id])
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO `+p.schema()+`.projection_versions (projection, aggregate_id, version)
+		SELECT $1, a, v FROM unnest($2::uuid[], $3::bigint[]) AS t(a, v)
+		ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = EXCLUDED.version`,
+		p.cfg.Projection.Name, ids, vs)
+	return err
+}
+
+func (p *Projector) schema() string { return pgx.Identifier{p.cfg.Projection.Schema}.Sanitize() }
+
+// parseAll parses a batch. Records without strata headers are not ours and
+// are skipped; a strata event whose data does not decode is an error, so
+// the projection stops (and /readyz says so) rather than lose it.
+func (p *Projector) parseAll(msgs []kafkago.Message) ([]*Event, error) {
+	events := make([]*Event, 0, len(msgs))
+	for _, m := range msgs {
+		e, err := p.parse(m)
+		if errors.Is(err, errNotStrata) {
+			p.log.Warn("skipping a record that is not a strata event", "topic", m.Topic,
+				"partition", m.Partition, "offset", m.Offset)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err)
+		}
+		events = append(events, e)
+	}
+	return events, nil
+}
+
+var errNotStrata = errors.New("missing ce_type, ce_subject or strataversion")
+
+// parse reads the CloudEvents headers and decodes the data.
+func (p *Projector) parse(m kafkago.Message) (*Event, error) {
+	h := map[string]string{}
+	for _, x := range m.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	v, err := strconv.ParseInt(h["strataversion"], 10, 64)
+	if err != nil || v < 1 || h["ce_subject"] == "" || h["ce_type"] == "" {
+		return nil, errNotStrata
+	}
+	e := &Event{
+		ID: h["ce_id"], Type: h["ce_type"], AggregateID: h["ce_subject"], Version: v,
+		CommandID: h["stratacommandid"], CorrelationID: h["stratacorrelationid"], Actor: h["strataactor"],
+		Data: m.Value,
+	}
+	e.Time, _ = time.Parse(time.RFC3339Nano, h["ce_time"])
+	def, ok := p.cfg.Decoder.ForEvent(e.Type)
+	if !ok {
+		p.log.Warn("unknown event type; advancing its version without applying", "type", e.Type)
+		return e, nil
+	}
+	if e.Event, err = def.DecodeEvent(e.Type, m.Value); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
