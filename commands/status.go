@@ -105,8 +105,8 @@ func (s *StatusStore) InsertPending(ctx context.Context, sub Submission) (st *St
 		key = &env.IdempotencyKey
 		// Keys older than the window name nothing any more.
 		if _, err := s.pool.Exec(ctx, `UPDATE strata.commands SET idempotency_key = NULL
-			WHERE actor=$1 AND idempotency_key=$2 AND submitted_at < now() - $3::interval`,
-			env.Actor.UserID, env.IdempotencyKey, IdempotencyWindow.String()); err != nil {
+			WHERE actor=$1 AND idempotency_key=$2 AND submitted_at < now() - make_interval(secs => $3)`,
+			env.Actor.UserID, env.IdempotencyKey, IdempotencyWindow.Seconds()); err != nil {
 			return nil, false, fmt.Errorf("status: expire key: %w", err)
 		}
 	}

@@ -4,18 +4,20 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // go.mod has no YAML library (gopkg.in/yaml.v3 is only in the module graph,
 // without source), so the tests read asyncapi.yaml and openapi.yaml with this
 // reader of the block-style subset they are written in: mappings, sequences
-// ("- "), plain and quoted scalars, flow sequences kept as raw text, and
-// literal/folded block scalars. Anything else (multi-line plain scalars,
-// tabs, anchors) is an error, so a document that drifts out of the subset
-// fails loudly instead of being misread.
+// ("- "), plain and quoted scalars (all kept as strings, null included), flow
+// sequences of scalars ("[a, b]"), and literal/folded block scalars (kept as
+// their indicator, "|"). A line it cannot place (a multi-line plain scalar,
+// tab indentation, a duplicate key) is an error, so a document that drifts
+// out of the subset fails loudly instead of being misread.
 
-// yamlDoc maps every node's path (keys and sequence indexes joined by
-// pathSep) to its scalar value; containers map to "" and are marked in
+// yamlDoc maps the path of every scalar (keys and sequence indexes joined by
+// pathSep) to its value, and marks the paths of mappings and sequences in
 // containers.
 type yamlDoc struct {
 	scalars    map[string]string
@@ -132,6 +134,15 @@ func parseYAMLSubset(src string) (doc yamlDoc, order []string, err error) {
 		case strings.HasPrefix(value, "|") || strings.HasPrefix(value, ">"):
 			doc.scalars[p] = value
 			blockIndent = indent
+		case strings.HasPrefix(value, "[") && strings.HasSuffix(value, "]"):
+			doc.containers[p] = true
+			for i, v := range strings.Split(value[1:len(value)-1], ",") {
+				ip := yamlPath(append(names(), key, strconv.Itoa(i))...)
+				order = append(order, ip)
+				if doc.scalars[ip], err = unquote(strings.TrimSpace(v)); err != nil {
+					return doc, nil, fmt.Errorf("line %d: %w", n+1, err)
+				}
+			}
 		default:
 			if doc.scalars[p], err = unquote(value); err != nil {
 				return doc, nil, fmt.Errorf("line %d: %w", n+1, err)
@@ -179,4 +190,50 @@ func unquote(s string) (string, error) {
 		return strconv.Unquote(s)
 	}
 	return s, nil
+}
+
+func TestYAMLSubsetReader(t *testing.T) {
+	src := `a: 1
+b:
+  c: 'it''s: quoted'
+  "d e": "x\ty"
+  seq:
+    - plain
+    - k: v
+      k2: v2
+  compact:
+  - one
+  flow: [x, 'y', z]
+  text: |
+    free: text
+    - not an item
+  after: yes
+# comment
+last: ''
+`
+	doc, _, err := parseYAMLSubset(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"a": "1", "b/c": "it's: quoted", "b/d e": "x\ty", "b/seq/0": "plain", "b/seq/1/k": "v", "b/seq/1/k2": "v2",
+		"b/compact/0": "one", "b/flow/1": "y", "b/flow/2": "z", "b/text": "|", "b/after": "yes", "last": "",
+	} {
+		parts := strings.Split(path, "/")
+		if got := doc.get(parts...); got != want || !doc.has(parts...) {
+			t.Errorf("%s = %q (present %v), want %q", path, got, doc.has(parts...), want)
+		}
+	}
+	if !doc.has("b", "seq", "1") || doc.has("b", "text", "free") {
+		t.Error("containers misread")
+	}
+	for name, bad := range map[string]string{
+		"MultiLinePlainScalar": "a: one\n  two\n",
+		"TabIndent":            "a:\n\tb: 1\n",
+		"DuplicateKey":         "a: 1\na: 2\n",
+	} {
+		if _, _, err := parseYAMLSubset(bad); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
 }

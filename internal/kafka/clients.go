@@ -116,18 +116,29 @@ func adminClient(brokers []string) (*kafkago.Client, func()) {
 // messages with the same key go to the same partition, chosen exactly as the
 // Java client does (murmur2), so other clients agree on placement; topics are
 // never auto-created. Batches flush after 2ms or 1000 messages. The writer
-// has its own transport, so it shares no connections with other clients.
+// has its own transport, shared with no other client, and Close releases it
+// (its connections and its metadata goroutine). It panics if brokers is
+// empty.
 func NewWriter(brokers []string, topic string) *kafkago.Writer {
-	return &kafkago.Writer{
-		Addr:                   kafkago.TCP(brokers...),
-		Topic:                  topic,
-		Balancer:               &kafkago.Murmur2Balancer{},
-		RequiredAcks:           kafkago.RequireAll,
-		BatchTimeout:           2 * time.Millisecond,
-		BatchSize:              1000,
-		Transport:              &kafkago.Transport{},
-		AllowAutoTopicCreation: false,
-	}
+	// kafkago.NewWriter is deprecated, but it is the only way to get a
+	// Writer that owns its Transport: a Writer built as a struct literal
+	// with its own &kafkago.Transport{} never closes that transport, leaking
+	// a metadata goroutine and a connection per writer.
+	w := kafkago.NewWriter(kafkago.WriterConfig{ //nolint:staticcheck // see above
+		Brokers: slices.Clone(brokers),
+		Topic:   topic,
+		Dialer:  &kafkago.Dialer{Timeout: 10 * time.Second, DualStack: true, ClientID: "strata"},
+		// The Transport's defaults (kafka-go's newer API) rather than the
+		// historical 9 minutes and 15 seconds of WriterConfig.
+		IdleConnTimeout:   30 * time.Second,
+		RebalanceInterval: 6 * time.Second,
+	})
+	w.Balancer = &kafkago.Murmur2Balancer{}
+	w.RequiredAcks = kafkago.RequireAll
+	w.BatchTimeout = 2 * time.Millisecond
+	w.BatchSize = 1000
+	w.AllowAutoTopicCreation = false
+	return w
 }
 
 // ReaderOptions configures NewReader. Brokers, GroupID and Topics are

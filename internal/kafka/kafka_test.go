@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-cqrs/strata/internal/kafka"
+	"github.com/strata-cqrs/strata/internal/testkit"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -49,7 +51,9 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 
 func metadata(t *testing.T, addr string, topics ...string) *kafkago.MetadataResponse {
 	t.Helper()
-	c := &kafkago.Client{Addr: kafkago.TCP(addr), Transport: &kafkago.Transport{}}
+	tr := &kafkago.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &kafkago.Client{Addr: kafkago.TCP(addr), Transport: tr}
 	resp, err := c.Metadata(ctxTimeout(t, 10*time.Second), &kafkago.MetadataRequest{Topics: topics})
 	if err != nil {
 		t.Fatalf("metadata: %v", err)
@@ -151,7 +155,9 @@ func TestEnsureTopics(t *testing.T) {
 	}
 
 	// The configs reached the broker.
-	c := &kafkago.Client{Addr: kafkago.TCP(b.Addr()), Transport: &kafkago.Transport{}}
+	tr := &kafkago.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &kafkago.Client{Addr: kafkago.TCP(b.Addr()), Transport: tr}
 	cfgs, err := c.DescribeConfigs(ctx, &kafkago.DescribeConfigsRequest{Resources: []kafkago.DescribeConfigRequestResource{{
 		ResourceType: kafkago.ResourceTypeTopic, ResourceName: "auth.user", ConfigNames: []string{"retention.ms"},
 	}}})
@@ -372,4 +378,26 @@ func TestEmbeddedDurable(t *testing.T) {
 	if got.Offset != 1 {
 		t.Errorf("group g1 resumed at offset %d, want 1 (its committed offset survived)", got.Offset)
 	}
+}
+
+func TestWriterCloseReleasesItsTransport(t *testing.T) {
+	b := start(t, kafka.EmbeddedOptions{Addr: "127.0.0.1:0"})
+	brokers := []string{b.Addr()}
+	if err := kafka.EnsureTopics(ctxTimeout(t, 10*time.Second), brokers, []kafka.Topic{{Name: "x", Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	baseline := runtime.NumGoroutine()
+	for range 5 {
+		w := kafka.NewWriter(brokers, "x")
+		if err := w.WriteMessages(ctxTimeout(t, 10*time.Second), kafkago.Message{Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each leaked transport would keep a metadata goroutine and its
+	// connection (with the broker's goroutines for it) alive for good.
+	testkit.Eventually(t, 10*time.Second, func() bool { return runtime.NumGoroutine() <= baseline+2 },
+		"goroutines did not come back to %d (+2) after closing the writers", baseline)
 }
