@@ -243,3 +243,22 @@ func TestDevKeepsKafkaHistoryAcrossRestart(t *testing.T) {
 		t.Fatalf("auth.role holds %d events after restart, want 6", got)
 	}
 }
+
+func TestDevStreamsCommandStatus(t *testing.T) {
+	d := startDev(t, t.TempDir(), testkit.Postgres(t))
+	defer d.Close()
+	c := &client{t: t, base: d.URL()}
+	r := c.do("POST", "/roles", `{"name":"Streamed"}`)
+	res, err := http.Get(d.URL() + r.str("status_url") + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	body, _ := io.ReadAll(res.Body) // the server closes after a terminal status
+	if !strings.Contains(string(body), `"status":"projected"`) || !strings.HasPrefix(string(body), "event: status\ndata: {") {
+		t.Fatalf("stream %q", body)
+	}
+}

@@ -1,0 +1,38 @@
+# The README's commands. `make test` is what CI runs (through .ci/run).
+GO       ?= go
+PKGS     := ./...
+BENCHTIME ?= 1x
+
+.PHONY: run test vet lint deploy-check bench microbench build clean
+
+run:
+	$(GO) run ./cmd/strata dev
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/strata ./cmd/strata
+
+## test: vet, every test under the race detector, and the compose file check.
+test: vet deploy-check
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+
+lint: vet
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+deploy-check:
+	@if command -v docker-compose >/dev/null 2>&1; then \
+		docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; \
+	else echo "docker-compose not installed; skipping the compose check (.ci/run installs it)"; fi
+	bash -n deploy/topics.sh
+
+## microbench: the go test benchmarks, benchstat-friendly.
+microbench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./aggregates/... ./commands/... ./projections/... | tee bench.out
+
+bench: microbench
+
+clean:
+	rm -rf bin .strata bench.out
