@@ -238,10 +238,7 @@ func TestDevKeepsKafkaHistoryAcrossRestart(t *testing.T) {
 	}
 	d = startDev(t, dir, db)
 	defer d.Close()
-	got := countTopic(t, d.KafkaAddr(), "auth.role", 6)
-	if got != 6 {
-		t.Fatalf("auth.role holds %d events after restart, want 6", got)
-	}
+	readTopic(t, d.KafkaAddr(), "auth.role", 6)
 }
 
 func TestDevStreamsCommandStatus(t *testing.T) {
