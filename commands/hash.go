@@ -46,24 +46,25 @@ type canonicalEvent struct {
 	Version       int64           `json:"version"`
 }
 
-// Canonical returns the event's canonical bytes: compact JSON with sorted
-// keys, times in UTC with microseconds (what Postgres stores). The same
-// event read back from jsonb yields the same bytes.
+// Canonical returns the event's canonical bytes: compact JSON with object
+// keys sorted at every level, no HTML escaping, numbers verbatim, times in
+// UTC with microseconds (what Postgres stores). The same event read back
+// from jsonb yields the same bytes, and any language can reproduce them.
 func (e *JournalEvent) Canonical() ([]byte, error) {
-	data, err := CanonicalJSON(e.Data)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(canonicalEvent{
+	b, err := json.Marshal(canonicalEvent{
 		AggregateID:   e.AggregateID,
 		AggregateType: e.AggregateType,
-		Data:          data,
+		Data:          e.Data,
 		EventID:       e.EventID,
 		Metadata:      e.Metadata,
 		OccurredAt:    e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000000Z"),
 		Type:          e.Type,
 		Version:       e.Version,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return CanonicalJSON(b)
 }
 
 // ComputeHash returns SHA-256(prev_hash || canonical bytes).
@@ -100,8 +101,8 @@ func VerifyChain(events []JournalEvent) (int64, error) {
 	return 0, nil
 }
 
-// CanonicalJSON re-encodes a JSON value compactly with sorted object keys
-// and numbers kept verbatim.
+// CanonicalJSON re-encodes a JSON value compactly, with object keys sorted
+// at every level, numbers kept verbatim and no HTML escaping.
 func CanonicalJSON(b []byte) (json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -109,5 +110,11 @@ func CanonicalJSON(b []byte) (json.RawMessage, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("canonical json: %w", err)
 	}
-	return json.Marshal(v)
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), nil
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/strata-cqrs/strata/aggregates"
 )
@@ -10,8 +11,11 @@ import (
 // permissionName is the resource:action[:scope] grammar from DOMAIN.md.
 var permissionName = regexp.MustCompile(`^[a-z][a-z0-9-]*(:[a-z][a-z0-9-]*){1,2}$`)
 
-// MaxDescription bounds every free-text description.
-const MaxDescription = 1000
+// Length limits, in characters; the command schemas say the same.
+const (
+	MaxDescription    = 1000
+	MaxPermissionName = 100
+)
 
 // CreatePermission creates a permission with a unique resource:action name.
 type CreatePermission struct {
@@ -72,7 +76,7 @@ func DecidePermission(p Permission, c aggregates.Command, _ aggregates.Context) 
 	}
 	switch c := c.(type) {
 	case CreatePermission:
-		if !permissionName.MatchString(c.Name) {
+		if len(c.Name) > MaxPermissionName || !permissionName.MatchString(c.Name) {
 			return nil, aggregates.Reject(CodeInvalidName, "permission name %q must look like resource:action", c.Name)
 		}
 		if err := checkDescription(c.Description); err != nil {
@@ -96,9 +100,10 @@ func EvolvePermission(p Permission, e aggregates.Event) Permission {
 	return p
 }
 
+// checkDescription counts characters after trimming, as the schema does.
 func checkDescription(d string) error {
-	if len(d) > MaxDescription {
-		return aggregates.Reject(aggregates.CodeInvalid, "description is longer than %d bytes", MaxDescription)
+	if utf8.RuneCountInString(strings.TrimSpace(d)) > MaxDescription {
+		return aggregates.Reject(aggregates.CodeInvalid, "description is longer than %d characters", MaxDescription)
 	}
 	return nil
 }

@@ -173,9 +173,11 @@ func TestRoleEvolveLeavesPreviousStateAlone(t *testing.T) {
 		{"AfterSecondGrant", two.Permissions, map[string]bool{readID: true, writeID: true}},
 		{"AfterRevoke", three.Permissions, map[string]bool{writeID: true}},
 	} {
-		if !reflect.DeepEqual(c.got, c.want) {
-			t.Errorf("%s: permissions = %v, want %v", c.name, c.got, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			if !reflect.DeepEqual(c.got, c.want) {
+				t.Errorf("permissions = %v, want %v", c.got, c.want)
+			}
+		})
 	}
 }
 
