@@ -4,6 +4,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -159,19 +160,30 @@ func (g *Gateway) opsRoutes() {
 	g.handle(http.MethodGet, "/readyz", "", g.readyz)
 	metrics := promhttp.HandlerFor(g.cfg.Metrics, promhttp.HandlerOpts{})
 	g.handle(http.MethodGet, "/metrics", "", metrics.ServeHTTP)
-	g.handle(http.MethodGet, "/openapi.yaml", "", func(w http.ResponseWriter, r *http.Request) {
-		if g.cfg.OpenAPI == nil {
-			writeProblem(w, r, "not_found", "no OpenAPI document configured")
-			return
-		}
-		b, err := fs.ReadFile(g.cfg.OpenAPI, "openapi.yaml")
-		if err != nil {
-			g.internal(w, r, err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/yaml")
-		_, _ = w.Write(b)
-	})
+	g.handle(http.MethodGet, "/openapi.yaml", "", g.openAPI)
+	if g.cfg.OpenAPI != nil {
+		files := http.StripPrefix("/schemas/", http.FileServerFS(g.cfg.OpenAPI))
+		g.routes = append(g.routes, Route{Method: http.MethodGet, Path: "/schemas/"})
+		g.router.PathPrefix("/schemas/").Methods(http.MethodGet).Handler(files)
+	}
+}
+
+// openAPI serves openapi.yaml with its file-relative references ("./x")
+// rewritten to the /schemas/ tree the gateway also serves, so HTTP clients
+// resolve them.
+func (g *Gateway) openAPI(w http.ResponseWriter, r *http.Request) {
+	if g.cfg.OpenAPI == nil {
+		writeProblem(w, r, "not_found", "no OpenAPI document configured")
+		return
+	}
+	b, err := fs.ReadFile(g.cfg.OpenAPI, "openapi.yaml")
+	if err != nil {
+		g.internal(w, r, err)
+		return
+	}
+	b = bytes.ReplaceAll(b, []byte("$ref: './"), []byte("$ref: '/schemas/"))
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(b)
 }
 
 // readyz is 200 only when every check passes.

@@ -160,6 +160,15 @@ func TestDevEndToEnd(t *testing.T) {
 		expectCode(t, c.do("GET", "/roles?limit=abc", ""), 400, "invalid_query")
 		expectCode(t, c.do("GET", "/roles/not-a-uuid", ""), 404, "not_found")
 	})
+	t.Run("ServesOpenAPIWithResolvableRefs", func(t *testing.T) {
+		doc := c.do("GET", "/openapi.yaml", "")
+		if doc.Status != 200 || !strings.Contains(string(doc.Raw), "$ref: '/schemas/commands/auth/CreateRole.json'") {
+			t.Fatalf("openapi %d", doc.Status)
+		}
+		if s := c.do("GET", "/schemas/commands/auth/CreateRole.json", ""); s.Status != 200 || s.str("$id") == "" {
+			t.Fatalf("schema %d %s", s.Status, s.Raw)
+		}
+	})
 	t.Run("IdempotencyKey", func(t *testing.T) {
 		a := c.do("POST", "/roles", `{"name":"Idem"}`, "Idempotency-Key", "k-1")
 		b := c.do("POST", "/roles", `{"name":"Idem"}`, "Idempotency-Key", "k-1")
