@@ -20,6 +20,16 @@ type Event interface {
 	EventType() string
 }
 
+// SecretCommand is a command whose secret (a password hash) never travels
+// with it: the gateway stages the secret under the command's id in a
+// non-journal table, and the runtime moves it to the aggregate in the same
+// transaction as the events, or discards it on rejection. Secrets therefore
+// never reach an event, the journal's Kafka topics or the command topic.
+type SecretCommand interface {
+	Command
+	SecretKind() string
+}
+
 // Versioned lets an event declare a schema version other than 1. A breaking
 // change to an event's data is a new version, never an edit of the old one.
 type Versioned interface {
@@ -88,6 +98,9 @@ type Definition struct {
 	// Creates reports whether a command creates the aggregate: such a command
 	// is refused on an existing aggregate, every other one on a missing one.
 	Creates func(Command) bool
+	// Upserts reports whether a command is valid on a missing and on an
+	// existing aggregate alike (optional).
+	Upserts func(Command) bool
 	// Needs lists the related aggregates a command must see.
 	Needs func(Command) []Ref
 	// New returns the zero state.
@@ -123,6 +136,7 @@ type Spec[S any] struct {
 	Commands []Command
 	Events   []Event
 	Creates  func(Command) bool
+	Upserts  func(Command) bool
 	Needs    func(Command) []Ref
 	Decide   func(S, Command, Context) ([]Event, error)
 	Evolve   func(S, Event) S
@@ -137,6 +151,7 @@ func Define[S any](s Spec[S]) *Definition {
 		Commands: s.Commands,
 		Events:   s.Events,
 		Creates:  s.Creates,
+		Upserts:  s.Upserts,
 		Needs:    s.Needs,
 		New:      func() any { var zero S; return zero },
 		Decide: func(state any, c Command, ctx Context) ([]Event, error) {
@@ -150,6 +165,9 @@ func Define[S any](s Spec[S]) *Definition {
 	}
 	if d.Needs == nil {
 		d.Needs = func(Command) []Ref { return nil }
+	}
+	if d.Upserts == nil {
+		d.Upserts = func(Command) bool { return false }
 	}
 	return d
 }

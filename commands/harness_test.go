@@ -44,6 +44,7 @@ type harness struct {
 	reg     *Registry
 	journal *Journal
 	status  *StatusStore
+	admin   *kafkago.Client // for offsets and group state
 	logs    *logBuffer
 	log     *slog.Logger
 
@@ -74,19 +75,20 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		t.Fatal(err)
 	}
 	h.brokers = testkit.Kafka(t)
-	var topics []kafka.Topic
-	for _, name := range []string{CommandTopic(auth.Service), DLQTopic(auth.Service), "auth.permission", "auth.role"} {
-		if !setup.skipTopics[name] {
-			topics = append(topics, kafka.Topic{Name: name, Partitions: testPartitions})
-		}
-	}
-	if err := kafka.EnsureTopics(h.ctx, h.brokers, topics); err != nil {
-		t.Fatal(err)
-	}
+	tr := &kafkago.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	h.admin = &kafkago.Client{Addr: kafkago.TCP(h.brokers...), Transport: tr}
 	reg, err := NewRegistry(auth.Definitions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var topics []string
+	for _, name := range append([]string{CommandTopic(auth.Service), DLQTopic(auth.Service)}, aggregateTopics(reg)...) {
+		if !setup.skipTopics[name] {
+			topics = append(topics, name)
+		}
+	}
+	h.createTopics(topics...)
 	h.reg, h.journal, h.status = reg, NewJournal(auth.Service, reg), NewStatusStore(h.pool)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -94,6 +96,27 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		}
 	})
 	return h
+}
+
+// aggregateTopics lists the event topics of the registry's aggregates.
+func aggregateTopics(reg *Registry) []string {
+	var out []string
+	for _, d := range reg.Definitions() {
+		out = append(out, d.Topic())
+	}
+	return out
+}
+
+// createTopics creates topics with testPartitions partitions.
+func (h *harness) createTopics(names ...string) {
+	h.t.Helper()
+	var topics []kafka.Topic
+	for _, name := range names {
+		topics = append(topics, kafka.Topic{Name: name, Partitions: testPartitions})
+	}
+	if err := kafka.EnsureTopics(h.ctx, h.brokers, topics); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // def returns the definition of an auth aggregate type ("role").
@@ -144,13 +167,22 @@ func (h *harness) send(env *Envelope) {
 	}
 }
 
-// submit does what the gateway does: record the pending row, then produce.
+// submit does what the gateway does: record the pending row, then
+// produce. It may be called from any goroutine.
 func (h *harness) submit(env *Envelope) {
-	h.t.Helper()
-	if _, _, err := h.status.InsertPending(h.ctx, Submission{Envelope: env, RequestHash: []byte(env.ID)}); err != nil {
-		h.t.Fatal(err)
+	if h.pending(env) {
+		h.send(env)
 	}
-	h.send(env)
+}
+
+// pending records env's pending row as the gateway does before producing
+// it, and reports whether that worked. It may be called from any goroutine.
+func (h *harness) pending(env *Envelope) bool {
+	if _, _, err := h.status.InsertPending(h.ctx, Submission{Envelope: env, RequestHash: []byte(env.ID)}); err != nil {
+		h.t.Errorf("insert pending %s: %v", env.ID, err)
+		return false
+	}
+	return true
 }
 
 // do submits env and returns its decided status.
@@ -306,24 +338,28 @@ const workerGroup = "strata.worker." + auth.Service
 // partition (-1 where none) and the partitions' end offsets.
 func (h *harness) committed() (committed, end map[int]int64) {
 	h.t.Helper()
-	c := &kafkago.Client{Addr: kafkago.TCP(h.brokers...), Transport: &kafkago.Transport{}}
-	defer c.Transport.(*kafkago.Transport).CloseIdleConnections()
 	topic := CommandTopic(auth.Service)
-	committed, err := c.ConsumerOffsets(h.ctx, kafkago.TopicAndGroup{Topic: topic, GroupId: workerGroup})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
+	partitions := make([]int, testPartitions)
+	last := make([]kafkago.OffsetRequest, testPartitions)
 	for p := range testPartitions {
-		req.Topics[topic] = append(req.Topics[topic], kafkago.LastOffsetOf(p))
+		partitions[p], last[p] = p, kafkago.LastOffsetOf(p)
 	}
-	resp, err := c.ListOffsets(h.ctx, req)
+	fetched, err := h.admin.OffsetFetch(h.ctx, &kafkago.OffsetFetchRequest{
+		GroupID: workerGroup, Topics: map[string][]int{topic: partitions},
+	})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	end = map[int]int64{}
-	for _, po := range resp.Topics[topic] {
-		end[po.Partition] = po.LastOffset
+	listed, err := h.admin.ListOffsets(h.ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: last}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	committed, end = map[int]int64{}, map[int]int64{}
+	for _, p := range fetched.Topics[topic] {
+		committed[p.Partition] = p.CommittedOffset
+	}
+	for _, p := range listed.Topics[topic] {
+		end[p.Partition] = p.LastOffset
 	}
 	return committed, end
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -47,9 +49,10 @@ type canonicalEvent struct {
 }
 
 // Canonical returns the event's canonical bytes: compact JSON with object
-// keys sorted at every level, no HTML escaping, numbers verbatim, times in
-// UTC with microseconds (what Postgres stores). The same event read back
-// from jsonb yields the same bytes, and any language can reproduce them.
+// keys sorted at every level, no HTML escaping, numbers as jsonb prints
+// them, times in UTC with microseconds (what Postgres stores). The same
+// event read back from jsonb yields the same bytes, and any language can
+// reproduce them.
 func (e *JournalEvent) Canonical() ([]byte, error) {
 	b, err := json.Marshal(canonicalEvent{
 		AggregateID:   e.AggregateID,
@@ -102,7 +105,8 @@ func VerifyChain(events []JournalEvent) (int64, error) {
 }
 
 // CanonicalJSON re-encodes a JSON value compactly, with object keys sorted
-// at every level, numbers kept verbatim and no HTML escaping.
+// at every level, numbers as Postgres prints a jsonb numeric (see
+// numericText) and no HTML escaping.
 func CanonicalJSON(b []byte) (json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -110,6 +114,7 @@ func CanonicalJSON(b []byte) (json.RawMessage, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("canonical json: %w", err)
 	}
+	v = jsonbNumbers(v)
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
@@ -117,4 +122,64 @@ func CanonicalJSON(b []byte) (json.RawMessage, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), nil
+}
+
+// jsonbNumbers rewrites every number of a decoded value with numericText.
+// Go prints large and small floats with an exponent (1e+21, 1e-7) and jsonb
+// gives them back without one, so without this an event written from Go
+// would not hash the same once read back from the journal.
+func jsonbNumbers(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			v[k] = jsonbNumbers(x)
+		}
+	case []any:
+		for i, x := range v {
+			v[i] = jsonbNumbers(x)
+		}
+	case json.Number:
+		return json.Number(numericText(string(v)))
+	}
+	return v
+}
+
+// maxExponent bounds the exponents numericText expands; Postgres refuses
+// larger numbers, so they are left alone.
+const maxExponent = 1 << 17
+
+// numericText returns a JSON number literal as Postgres prints it as
+// numeric: no exponent, as many decimals as the literal implies (1.50e1 is
+// 15.0, 1E-7 is 0.0000001), and no minus sign on zero.
+func numericText(s string) string {
+	neg := strings.HasPrefix(s, "-")
+	mant, exp := strings.TrimPrefix(s, "-"), 0
+	if i := strings.IndexAny(mant, "eE"); i >= 0 {
+		e, err := strconv.Atoi(mant[i+1:])
+		if err != nil || e > maxExponent || e < -maxExponent {
+			return s
+		}
+		mant, exp = mant[:i], e
+	} else if !neg {
+		return s // already as Postgres prints it
+	}
+	whole, frac, _ := strings.Cut(mant, ".")
+	digits, scale := whole+frac, len(frac)-exp
+	if scale < 0 {
+		digits, scale = digits+strings.Repeat("0", -scale), 0
+	}
+	if pad := scale + 1 - len(digits); pad > 0 {
+		digits = strings.Repeat("0", pad) + digits
+	}
+	out := strings.TrimLeft(digits[:len(digits)-scale], "0")
+	if out == "" {
+		out = "0"
+	}
+	if scale > 0 {
+		out += "." + digits[len(digits)-scale:]
+	}
+	if neg && strings.Trim(digits, "0") != "" {
+		out = "-" + out
+	}
+	return out
 }

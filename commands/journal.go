@@ -19,7 +19,9 @@ import (
 func Migrations(services ...string) []postgres.Migration {
 	ms := []postgres.Migration{{Component: "strata.commands", Version: 1, SQL: statusSchema}}
 	for _, s := range services {
-		ms = append(ms, postgres.Migration{Component: s + ".journal", Version: 1, SQL: journalSchema(s)})
+		ms = append(ms,
+			postgres.Migration{Component: s + ".journal", Version: 1, SQL: journalSchema(s)},
+			postgres.Migration{Component: s + ".journal", Version: 2, SQL: secretsSchema(s)})
 	}
 	return ms
 }
@@ -72,6 +74,27 @@ CREATE TABLE %[1]s.unique_keys (
 	key          text NOT NULL,
 	aggregate_id uuid NOT NULL,
 	PRIMARY KEY (scope, key)
+);
+`, q)
+}
+
+// secretsSchema holds secrets (password hashes) outside the journal: they
+// are never events and never reach Kafka.
+func secretsSchema(s string) string {
+	q := pgx.Identifier{s}.Sanitize()
+	return fmt.Sprintf(`
+CREATE TABLE %[1]s.staged_secrets (
+	command_id uuid PRIMARY KEY,
+	kind       text NOT NULL,
+	value      bytea NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE %[1]s.secrets (
+	aggregate_id uuid NOT NULL,
+	kind         text NOT NULL,
+	value        bytea NOT NULL,
+	updated_at   timestamptz NOT NULL,
+	PRIMARY KEY (aggregate_id, kind)
 );
 `, q)
 }
@@ -251,4 +274,48 @@ func scanJournalEvent(row pgx.CollectableRow) (JournalEvent, error) {
 		&data, &e.Metadata, &e.OccurredAt, &e.PrevHash, &e.Hash)
 	e.Data = data
 	return e, err
+}
+
+// CodeMissingSecret rejects a secret-bearing command whose secret was never
+// staged (it did not come through the gateway).
+const CodeMissingSecret = "missing_secret"
+
+// StageSecret records a command's secret until the worker decides it. It
+// runs in the gateway's transaction with the pending row.
+func StageSecret(ctx context.Context, q Querier, service, commandID, kind string, value []byte) error {
+	_, err := q.Exec(ctx, `INSERT INTO `+pgx.Identifier{service}.Sanitize()+`.staged_secrets (command_id, kind, value)
+		VALUES ($1,$2,$3)`, commandID, kind, value)
+	return err
+}
+
+// claimSecret moves a staged secret onto the aggregate.
+func (j *Journal) claimSecret(ctx context.Context, tx pgx.Tx, commandID, aggregateID, kind string) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO `+j.schema+`.secrets (aggregate_id, kind, value, updated_at)
+		SELECT $2, kind, value, now() FROM `+j.schema+`.staged_secrets WHERE command_id=$1 AND kind=$3
+		ON CONFLICT (aggregate_id, kind) DO UPDATE SET value=EXCLUDED.value, updated_at=EXCLUDED.updated_at`,
+		commandID, aggregateID, kind)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return aggregates.Reject(CodeMissingSecret, "no %s was staged for this command", kind)
+	}
+	return j.dropSecret(ctx, tx, commandID)
+}
+
+// dropSecret discards a staged secret.
+func (j *Journal) dropSecret(ctx context.Context, q Querier, commandID string) error {
+	_, err := q.Exec(ctx, `DELETE FROM `+j.schema+`.staged_secrets WHERE command_id=$1`, commandID)
+	return err
+}
+
+// Secret returns an aggregate's secret of a kind, or ErrNotFound.
+func (j *Journal) Secret(ctx context.Context, q Querier, aggregateID, kind string) ([]byte, error) {
+	var v []byte
+	err := q.QueryRow(ctx, `SELECT value FROM `+j.schema+`.secrets WHERE aggregate_id=$1 AND kind=$2`,
+		aggregateID, kind).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return v, err
 }

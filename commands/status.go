@@ -92,6 +92,15 @@ func (s *StatusStore) Get(ctx context.Context, id string) (*Status, error) {
 type Submission struct {
 	Envelope    *Envelope
 	RequestHash []byte // hash of method, path and body, for idempotency
+	// Secret, when set, is staged under the command id in the same
+	// transaction as the pending row (a password hash).
+	Secret *Secret
+}
+
+// Secret is a value that must never travel with a command.
+type Secret struct {
+	Kind  string
+	Value []byte
 }
 
 // InsertPending records a command as pending. With an idempotency key that
@@ -110,13 +119,25 @@ func (s *StatusStore) InsertPending(ctx context.Context, sub Submission) (st *St
 			return nil, false, fmt.Errorf("status: expire key: %w", err)
 		}
 	}
-	row := s.pool.QueryRow(ctx, `INSERT INTO strata.commands
-		(id, service, type, aggregate_id, actor, status, idempotency_key, request_hash, submitted_at)
-		VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,$8)
-		ON CONFLICT (actor, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-		RETURNING `+statusColumns,
-		env.ID, env.Service(), env.Type, env.AggregateID, env.Actor.UserID, key, sub.RequestHash, env.IssuedAt)
-	st, err = scanStatus(row)
+	insert := func(q Querier) (*Status, error) {
+		return scanStatus(q.QueryRow(ctx, `INSERT INTO strata.commands
+			(id, service, type, aggregate_id, actor, status, idempotency_key, request_hash, submitted_at)
+			VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,$8)
+			ON CONFLICT (actor, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+			RETURNING `+statusColumns,
+			env.ID, env.Service(), env.Type, env.AggregateID, env.Actor.UserID, key, sub.RequestHash, env.IssuedAt))
+	}
+	if sub.Secret == nil {
+		st, err = insert(s.pool)
+	} else {
+		// The pending row and the staged secret commit together.
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if st, err = insert(tx); err != nil {
+				return err
+			}
+			return StageSecret(ctx, tx, env.Service(), env.ID, sub.Secret.Kind, sub.Secret.Value)
+		})
+	}
 	if !errors.Is(err, ErrNotFound) {
 		return st, false, err
 	}
@@ -135,10 +156,19 @@ func (s *StatusStore) InsertPending(ctx context.Context, sub Submission) (st *St
 	return st, true, nil
 }
 
-// MarkFailed records that a pending command could not be submitted.
+// MarkFailed records that a pending command could not be submitted, and
+// discards any secret staged for it.
 func (s *StatusStore) MarkFailed(ctx context.Context, id, code, reason string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE strata.commands SET status='failed', code=$2, reason=$3, decided_at=now()
-		WHERE id=$1 AND status='pending'`, id, code, reason)
+	var service string
+	err := s.pool.QueryRow(ctx, `UPDATE strata.commands SET status='failed', code=$2, reason=$3, decided_at=now()
+		WHERE id=$1 AND status='pending' RETURNING service`, id, code, reason).Scan(&service)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `DELETE FROM `+pgx.Identifier{service}.Sanitize()+`.staged_secrets WHERE command_id=$1`, id)
 	return err
 }
 

@@ -8,9 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -80,7 +78,7 @@ func (c *WorkerConfig) Validate() error {
 // and redelivered commands are recognised by their id and change nothing.
 type Worker struct {
 	cfg     WorkerConfig
-	journal *Journal
+	exec    *Executor
 	dlq     *kafkago.Writer
 	log     *slog.Logger
 	running atomic.Bool
@@ -97,10 +95,10 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		return nil, err
 	}
 	return &Worker{
-		cfg:     cfg,
-		journal: NewJournal(cfg.Service, cfg.Registry),
-		dlq:     kafka.NewWriter(cfg.Brokers, DLQTopic(cfg.Service)),
-		log:     cfg.Logger.With("component", "worker", "service", cfg.Service),
+		cfg:  cfg,
+		exec: NewExecutor(cfg.Service, cfg.Registry, cfg.Now, cfg.Logger),
+		dlq:  kafka.NewWriter(cfg.Brokers, DLQTopic(cfg.Service)),
+		log:  cfg.Logger.With("component", "worker", "service", cfg.Service),
 	}, nil
 }
 
@@ -177,6 +175,7 @@ func (w *Worker) handle(ctx context.Context, msgs []kafkago.Message) error {
 	for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		err := w.dead(ctx, dead)
 		if err == nil {
+			dead = nil // written: a retry of the transaction must not write them again
 			err = pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error { return w.decideAll(ctx, tx, cmds) })
 		}
 		if err == nil {
@@ -187,7 +186,6 @@ func (w *Worker) handle(ctx context.Context, msgs []kafkago.Message) error {
 		}
 		w.log.Error("command batch failed, retrying", "commands", len(cmds), "err", err, "backoff", backoff)
 		kafka.Sleep(ctx, backoff)
-		dead = dead[:0:0]
 	}
 }
 
@@ -251,10 +249,15 @@ func (w *Worker) decideOne(ctx context.Context, tx pgx.Tx, env *Envelope) (int, 
 	if err != nil {
 		return 0, err
 	}
-	agg, n, err := w.apply(ctx, sp, env)
+	agg, n, err := w.exec.Execute(ctx, sp, env)
 	if rej, ok := aggregates.AsRejection(err); ok {
 		if err := sp.Rollback(ctx); err != nil {
 			return 0, err
+		}
+		if w.exec.carriesSecret(env.Type) {
+			if err := w.exec.journal.dropSecret(ctx, tx, env.ID); err != nil {
+				return 0, err
+			}
 		}
 		return 0, decide(ctx, tx, env, StatusRejected, &rej.Code, &rej.Reason, nil)
 	}
@@ -270,101 +273,6 @@ func (w *Worker) decideOne(ctx context.Context, tx pgx.Tx, env *Envelope) (int, 
 		status = StatusProjected // nothing to project
 	}
 	return n, decide(ctx, tx, env, status, nil, nil, &agg.Version)
-}
-
-// apply loads, decides and appends. Domain refusals come back as
-// *aggregates.Rejection; data errors Postgres raises for this one command
-// are turned into rejections too, so a poison command cannot block the
-// partition.
-func (w *Worker) apply(ctx context.Context, tx pgx.Tx, env *Envelope) (*Aggregate, int, error) {
-	def, ok := w.cfg.Registry.ForCommand(env.Type)
-	if !ok || def.Service != w.cfg.Service {
-		return nil, 0, aggregates.Reject(aggregates.CodeInvalid, "unknown command type %q", env.Type)
-	}
-	cmd, _, err := def.DecodeCommand(env.Type, env.Payload)
-	if err != nil {
-		return nil, 0, aggregates.Reject(aggregates.CodeInvalid, "payload: %v", err)
-	}
-	agg, err := w.journal.Load(ctx, tx, def, env.AggregateID)
-	if errors.Is(err, ErrWrongType) {
-		return nil, 0, aggregates.Reject(aggregates.CodeNotFound, "%s %s does not exist", def.Type, env.AggregateID)
-	}
-	if err != nil {
-		return nil, 0, dataErrorAsRejection(err)
-	}
-	if err := checkVersion(def, cmd, agg, env.ExpectedVersion); err != nil {
-		return nil, 0, err
-	}
-	related, err := w.loadRelated(ctx, tx, def, cmd)
-	if err != nil {
-		return nil, 0, err
-	}
-	now := w.cfg.Now()
-	events, err := def.Decide(agg.State, cmd, aggregates.Context{Now: now, AggregateID: agg.ID, Related: related})
-	if err != nil {
-		if _, ok := aggregates.AsRejection(err); !ok {
-			w.log.Error("decide failed", "command_id", env.ID, "err", err)
-			err = aggregates.Reject(aggregates.CodeInvalid, "command could not be decided")
-		}
-		return nil, 0, err
-	}
-	meta := Metadata{CommandID: env.ID, CorrelationID: env.CorrelationID, CausationID: env.ID, Actor: env.Actor.UserID}
-	if _, err := w.journal.Append(ctx, tx, agg, events, meta, now); err != nil {
-		return nil, 0, dataErrorAsRejection(err)
-	}
-	return agg, len(events), nil
-}
-
-func checkVersion(def *aggregates.Definition, cmd aggregates.Command, agg *Aggregate, expected *int64) error {
-	creates := def.Creates(cmd)
-	switch {
-	case creates && agg.Version > 0:
-		return aggregates.Reject(aggregates.CodeAlreadyExists, "%s %s already exists", def.Type, agg.ID)
-	case !creates && agg.Version == 0:
-		return aggregates.Reject(aggregates.CodeNotFound, "%s %s does not exist", def.Type, agg.ID)
-	case expected != nil && *expected != agg.Version:
-		return aggregates.Reject(aggregates.CodeVersionConflict, "%s %s is at version %d, not %d",
-			def.Type, agg.ID, agg.Version, *expected)
-	}
-	return nil
-}
-
-func (w *Worker) loadRelated(ctx context.Context, tx pgx.Tx, def *aggregates.Definition, cmd aggregates.Command) (map[aggregates.Ref]aggregates.Snapshot, error) {
-	refs := def.Needs(cmd)
-	if len(refs) == 0 {
-		return nil, nil
-	}
-	out := make(map[aggregates.Ref]aggregates.Snapshot, len(refs))
-	for _, ref := range refs {
-		rd, ok := w.cfg.Registry.Aggregate(def.Service, ref.Type)
-		if !ok {
-			return nil, fmt.Errorf("worker: %s needs unknown aggregate %s", def.Topic(), ref.Type)
-		}
-		if _, err := uuid.Parse(ref.ID); err != nil {
-			out[ref] = aggregates.Snapshot{State: rd.New()}
-			continue
-		}
-		ra, err := w.journal.Load(ctx, tx, rd, ref.ID)
-		if errors.Is(err, ErrWrongType) {
-			out[ref] = aggregates.Snapshot{State: rd.New()}
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out[ref] = aggregates.Snapshot{State: ra.State, Version: ra.Version}
-	}
-	return out, nil
-}
-
-// dataErrorAsRejection turns a Postgres data exception (class 22) into a
-// rejection; everything else stays an error so the batch is retried.
-func dataErrorAsRejection(err error) error {
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) && len(pg.Code) == 5 && pg.Code[:2] == "22" {
-		return aggregates.Reject(aggregates.CodeInvalid, "invalid data: %s", pg.Message)
-	}
-	return err
 }
 
 // JournalChannel is the Postgres channel notified when a service's journal

@@ -192,10 +192,17 @@ func (p *Projector) Run(ctx context.Context) error {
 func (p *Projector) applyWithRetry(ctx context.Context, msgs []kafkago.Message) error {
 	for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		events, err := p.parseAll(msgs)
+		applied := 0
 		if err == nil {
-			err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error { return p.applyBatch(ctx, tx, events) })
+			err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) (err error) {
+				applied, err = p.applyBatch(ctx, tx, events)
+				return err
+			})
 		}
 		if err == nil {
+			// Counted only once the transaction committed: a failed commit
+			// is retried and must not count its events twice.
+			p.applied.Add(int64(applied))
 			p.healthy.Store(true)
 			return nil
 		}
@@ -212,11 +219,12 @@ func (p *Projector) applyWithRetry(ctx context.Context, msgs []kafkago.Message) 
 var ErrGap = errors.New("projector: version gap")
 
 // applyBatch applies events in order, skipping versions already applied and
-// failing on gaps, then stores the new versions.
-func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) error {
+// failing on gaps, then stores the new versions. It returns how many events
+// it applied.
+func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) (int, error) {
 	versions, err := p.loadVersions(ctx, tx, events)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	changed := map[string]bool{}
 	applied := 0
@@ -226,16 +234,16 @@ func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) 
 			continue // redelivered
 		}
 		if e.Version != have+1 {
-			return fmt.Errorf("%w: %s is at version %d, got %d (%s)", ErrGap, e.AggregateID, have, e.Version, e.Type)
+			return 0, fmt.Errorf("%w: %s is at version %d, got %d (%s)", ErrGap, e.AggregateID, have, e.Version, e.Type)
 		}
 		if e.Event != nil {
 			if err := p.cfg.Projection.Apply(ctx, tx, e); err != nil {
-				return fmt.Errorf("apply %s v%d %s: %w", e.AggregateID, e.Version, e.Type, err)
+				return 0, fmt.Errorf("apply %s v%d %s: %w", e.AggregateID, e.Version, e.Type, err)
 			}
 		}
 		if p.cfg.Projection.MarksCommands && e.CommandID != "" {
 			if err := p.cfg.Mark(ctx, tx, e.CommandID, e.AggregateID, e.Version); err != nil {
-				return err
+				return 0, err
 			}
 		}
 		versions[e.AggregateID] = e.Version
@@ -243,10 +251,9 @@ func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) 
 		applied++
 	}
 	if err := p.storeVersions(ctx, tx, versions, changed); err != nil {
-		return err
+		return 0, err
 	}
-	p.applied.Add(int64(applied))
-	return nil
+	return applied, nil
 }
 
 func (p *Projector) loadVersions(ctx context.Context, tx pgx.Tx, events []*Event) (map[string]int64, error) {

@@ -19,5 +19,5 @@ const (
 
 // Definitions returns the aggregates of the auth service, for the registry.
 func Definitions() []*aggregates.Definition {
-	return []*aggregates.Definition{PermissionDefinition(), RoleDefinition()}
+	return []*aggregates.Definition{PermissionDefinition(), RoleDefinition(), UserDefinition(), LoginDefinition()}
 }

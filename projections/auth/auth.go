@@ -22,8 +22,8 @@ func Projection() *projections.Projection {
 	return &projections.Projection{
 		Name:          "auth",
 		Schema:        Schema,
-		Topics:        []string{"auth.permission", "auth.role"},
-		Migrations:    []postgres.Migration{{Component: Schema, Version: 1, SQL: schemaV1}},
+		Topics:        []string{"auth.permission", "auth.role", "auth.user"},
+		Migrations:    []postgres.Migration{{Component: Schema, Version: 1, SQL: schemaV1}, {Component: Schema, Version: 2, SQL: schemaV2}},
 		Apply:         Apply,
 		MarksCommands: true,
 	}
@@ -58,6 +58,34 @@ CREATE TABLE auth_read.role_permissions (
 CREATE INDEX role_permissions_permission ON auth_read.role_permissions (permission_id);
 `
 
+// schemaV2 adds users, their roles, and user_permissions: the effective
+// permissions the gateway authorises with (a view, so it can never disagree
+// with the tables it is made of).
+const schemaV2 = `
+CREATE TABLE auth_read.users (
+	id         uuid PRIMARY KEY,
+	email      text NOT NULL,
+	name       text NOT NULL,
+	status     text NOT NULL CHECK (status IN ('active','disabled')),
+	version    bigint NOT NULL,
+	created_at timestamptz NOT NULL,
+	updated_at timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX users_email ON auth_read.users (lower(email));
+CREATE TABLE auth_read.user_roles (
+	user_id     uuid NOT NULL REFERENCES auth_read.users (id) ON DELETE CASCADE,
+	role_id     uuid NOT NULL,
+	role_name   text NOT NULL,
+	assigned_at timestamptz NOT NULL,
+	PRIMARY KEY (user_id, role_id)
+);
+CREATE INDEX user_roles_role ON auth_read.user_roles (role_id);
+CREATE VIEW auth_read.user_permissions AS
+	SELECT DISTINCT ur.user_id, rp.permission_id, rp.permission_name
+	FROM auth_read.user_roles ur
+	JOIN auth_read.role_permissions rp ON rp.role_id = ur.role_id;
+`
+
 // Apply applies one auth event inside the projector's transaction.
 func Apply(ctx context.Context, tx pgx.Tx, e *projections.Event) error {
 	id, v, at := e.AggregateID, e.Version, e.Time
@@ -74,7 +102,9 @@ func Apply(ctx context.Context, tx pgx.Tx, e *projections.Event) error {
 		_, err = tx.Exec(ctx, `INSERT INTO auth_read.roles (id, name, description, version, created_at, updated_at)
 			VALUES ($1,$2,$3,$4,$5,$5)`, id, ev.Name, ev.Description, v, at)
 	case domain.RoleRenamed:
-		err = touchRole(ctx, tx, id, v, at, `name=$4`, ev.Name)
+		if err = touchRole(ctx, tx, id, v, at, `name=$4`, ev.Name); err == nil {
+			_, err = tx.Exec(ctx, `UPDATE auth_read.user_roles SET role_name=$2 WHERE role_id=$1`, id, ev.Name)
+		}
 	case domain.PermissionGranted:
 		if err = touchRole(ctx, tx, id, v, at, ``); err == nil {
 			_, err = tx.Exec(ctx, `INSERT INTO auth_read.role_permissions (role_id, permission_id, permission_name, granted_at)
@@ -86,8 +116,49 @@ func Apply(ctx context.Context, tx pgx.Tx, e *projections.Event) error {
 				id, ev.PermissionID)
 		}
 	case domain.RoleDeleted:
-		_, err = tx.Exec(ctx, `DELETE FROM auth_read.roles WHERE id=$1`, id)
+		if _, err = tx.Exec(ctx, `DELETE FROM auth_read.user_roles WHERE role_id=$1`, id); err == nil {
+			_, err = tx.Exec(ctx, `DELETE FROM auth_read.roles WHERE id=$1`, id)
+		}
+	default:
+		err = applyUser(ctx, tx, e)
 	}
+	return err
+}
+
+// applyUser applies the events of the User aggregate.
+func applyUser(ctx context.Context, tx pgx.Tx, e *projections.Event) error {
+	id, v, at := e.AggregateID, e.Version, e.Time
+	var err error
+	switch ev := e.Event.(type) {
+	case domain.UserRegistered:
+		_, err = tx.Exec(ctx, `INSERT INTO auth_read.users (id, email, name, status, version, created_at, updated_at)
+			VALUES ($1,$2,$3,'active',$4,$5,$5)`, id, ev.Email, ev.Name, v, at)
+	case domain.PasswordChanged:
+		err = touchUser(ctx, tx, id, v, at, ``)
+	case domain.RoleAssigned:
+		if err = touchUser(ctx, tx, id, v, at, ``); err == nil {
+			_, err = tx.Exec(ctx, `INSERT INTO auth_read.user_roles (user_id, role_id, role_name, assigned_at)
+				VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING`, id, ev.RoleID, ev.RoleName, at)
+		}
+	case domain.RoleRevoked:
+		if err = touchUser(ctx, tx, id, v, at, ``); err == nil {
+			_, err = tx.Exec(ctx, `DELETE FROM auth_read.user_roles WHERE user_id=$1 AND role_id=$2`, id, ev.RoleID)
+		}
+	case domain.UserDisabled:
+		err = touchUser(ctx, tx, id, v, at, `status='disabled'`)
+	case domain.UserEnabled:
+		err = touchUser(ctx, tx, id, v, at, `status='active'`)
+	}
+	return err
+}
+
+// touchUser bumps a user's version and update time, plus an optional
+// constant assignment.
+func touchUser(ctx context.Context, tx pgx.Tx, id string, v int64, at any, set string) error {
+	if set != "" {
+		set = ", " + set
+	}
+	_, err := tx.Exec(ctx, `UPDATE auth_read.users SET version=$2, updated_at=$3`+set+` WHERE id=$1`, id, v, at)
 	return err
 }
 

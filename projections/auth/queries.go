@@ -65,10 +65,12 @@ func (s *Store) Permission(ctx context.Context, id string) (*Permission, error) 
 	return p, err
 }
 
-// Permissions lists permissions in id (creation) order.
+// Permissions lists permissions in id (creation) order. Permission names
+// are lower-case by grammar, so comparing with the lower-cased filter is the
+// case-insensitive match ListParams promises, and keeps the name index.
 func (s *Store) Permissions(ctx context.Context, p ListParams) ([]Permission, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT `+permissionCols+` FROM auth_read.permissions
-		WHERE ($1 = '' OR id > $1::uuid) AND ($2 = '' OR name = $2) ORDER BY id LIMIT $3`, p.After, p.Name, p.Limit)
+		WHERE ($1 = '' OR id > $1::uuid) AND ($2 = '' OR name = lower($2)) ORDER BY id LIMIT $3`, p.After, p.Name, p.Limit)
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[Permission])
 }
 
@@ -93,4 +95,70 @@ func (s *Store) Roles(ctx context.Context, p ListParams) ([]Role, error) {
 		WHERE ($1 = '' OR r.id > $1::uuid) AND ($2 = '' OR lower(r.name) = lower($2)) ORDER BY r.id LIMIT $3`,
 		p.After, p.Name, p.Limit)
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[Role])
+}
+
+// UserRole is a role as listed on a user.
+type UserRole struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// User is the read model of a user. It never holds a password.
+type User struct {
+	ID        string     `json:"id"`
+	Email     string     `json:"email"`
+	Name      string     `json:"name"`
+	Status    string     `json:"status"`
+	Roles     []UserRole `json:"roles"`
+	Version   int64      `json:"version"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+const userCols = `u.id::text, u.email, u.name, u.status,
+	COALESCE((SELECT json_agg(json_build_object('id', ur.role_id, 'name', ur.role_name) ORDER BY ur.role_name)
+		FROM auth_read.user_roles ur WHERE ur.user_id = u.id), '[]'::json),
+	u.version, u.created_at, u.updated_at`
+
+// User returns one user with their roles, or ErrNotFound.
+func (s *Store) User(ctx context.Context, id string) (*User, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+userCols+` FROM auth_read.users u WHERE u.id=$1`, id)
+	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[User])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return u, err
+}
+
+// Users lists users in id (creation) order; Name filters by email here.
+func (s *Store) Users(ctx context.Context, p ListParams) ([]User, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+userCols+` FROM auth_read.users u
+		WHERE ($1 = '' OR u.id > $1::uuid) AND ($2 = '' OR lower(u.email) = lower($2)) ORDER BY u.id LIMIT $3`,
+		p.After, p.Name, p.Limit)
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[User])
+}
+
+// Access is what the gateway needs to authorise a user's request.
+type Access struct {
+	Active      bool
+	Permissions map[string]bool
+}
+
+// Access returns a user's status and effective permissions; a user the
+// read model does not know is inactive with none.
+func (s *Store) Access(ctx context.Context, userID string) (Access, error) {
+	var a Access
+	var perms []string
+	err := s.pool.QueryRow(ctx, `SELECT u.status = 'active',
+		COALESCE((SELECT array_agg(DISTINCT up.permission_name) FROM auth_read.user_permissions up
+			WHERE up.user_id = u.id), '{}')
+		FROM auth_read.users u WHERE u.id = $1`, userID).Scan(&a.Active, &perms)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Access{}, nil
+	}
+	a.Permissions = make(map[string]bool, len(perms))
+	for _, p := range perms {
+		a.Permissions[p] = true
+	}
+	return a, err
 }

@@ -1,0 +1,134 @@
+package commands
+
+import (
+	"encoding/hex"
+	"maps"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/strata-cqrs/strata/aggregates/auth"
+	"github.com/strata-cqrs/strata/internal/testkit"
+)
+
+func TestRelayPublishesTheJournalInOrder(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	role, perm := h.def("role"), h.def("permission")
+	p1, r1, r2 := NewID(), NewID(), NewID()
+	// Interleaved transactions, so positions of the aggregates interleave.
+	var written []JournalEvent
+	written = append(written, h.appendEvents(perm, p1, auth.PermissionCreated{Name: "roles:write"})...)
+	written = append(written, h.appendEvents(role, r1, auth.RoleCreated{Name: "one"})...)
+	written = append(written, h.appendEvents(role, r2, auth.RoleCreated{Name: "two"})...)
+	written = append(written, h.appendEvents(role, r1, auth.PermissionGranted{PermissionID: p1, PermissionName: "roles:write"},
+		auth.RoleRenamed{Name: "uno", PreviousName: "one"})...)
+	written = append(written, h.appendEvents(role, r2, auth.RoleDeleted{Name: "two"})...)
+	written = append(written, h.appendEvents(perm, p1, auth.PermissionDeleted{Name: "roles:write"})...)
+	written = append(written, h.appendEvents(role, r1, auth.RoleRenamed{Name: "eins", PreviousName: "uno"})...)
+	byID := map[string]JournalEvent{}
+	for _, e := range written {
+		byID[e.EventID] = e
+	}
+
+	h.start(h.ctx, h.newRelay())
+	records := append(h.consume(role.Topic(), 6), h.consume(perm.Topic(), 2)...)
+	if len(records) != len(written) {
+		t.Fatalf("%d records, want %d", len(records), len(written))
+	}
+	next := map[string]int64{} // aggregate id → next version expected
+	for _, r := range records {
+		hs := headers(t, r)
+		e, ok := byID[hs["ce_id"]]
+		if !ok {
+			t.Fatalf("record with unknown ce_id %q", hs["ce_id"])
+		}
+		next[e.AggregateID]++
+		if e.Version != next[e.AggregateID] {
+			t.Errorf("%s: version %d arrived when %d was due", e.AggregateID, e.Version, next[e.AggregateID])
+		}
+		if string(r.Key) != e.AggregateID || r.Topic != "auth."+e.AggregateType {
+			t.Errorf("record of %s v%d: key %q on %s", e.AggregateID, e.Version, r.Key, r.Topic)
+		}
+		if string(r.Value) != string(e.Data) {
+			t.Errorf("value %s, want %s", r.Value, e.Data)
+		}
+		wantHeaders(t, hs, e)
+	}
+	h.allPublished()
+}
+
+// allPublished waits until every journal row is marked published.
+func (h *harness) allPublished() {
+	h.t.Helper()
+	testkit.Eventually(h.t, wait, func() bool {
+		return h.count(`SELECT count(*) FROM auth.events WHERE published_at IS NULL`) == 0
+	}, "every journal row is marked published")
+}
+
+// wantHeaders checks a record's headers against its journal row: the
+// CloudEvents binary binding and the strata extensions, and nothing else.
+func wantHeaders(t *testing.T, got map[string]string, e JournalEvent) {
+	t.Helper()
+	want := map[string]string{
+		"ce_specversion":      "1.0",
+		"ce_id":               e.EventID,
+		"ce_source":           "/strata/auth",
+		"ce_type":             e.Type,
+		"ce_subject":          e.AggregateID,
+		"ce_time":             got["ce_time"], // compared as a time below
+		"ce_dataschema":       testDataSchema(e.Type),
+		"content-type":        "application/json",
+		"strataversion":       strconv.FormatInt(e.Version, 10),
+		"stratacommandid":     e.Metadata.CommandID,
+		"stratacorrelationid": e.Metadata.CorrelationID,
+		"stratacausationid":   e.Metadata.CausationID,
+		"strataactor":         testActor,
+		"stratahash":          hex.EncodeToString(e.Hash),
+		"strataprevhash":      hex.EncodeToString(e.PrevHash),
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("headers of %s v%d:\n got %v\nwant %v", e.AggregateID, e.Version, got, want)
+	}
+	if at, err := time.Parse(time.RFC3339Nano, got["ce_time"]); err != nil || !at.Equal(e.OccurredAt) {
+		t.Errorf("ce_time %q, want %v", got["ce_time"], e.OccurredAt)
+	}
+}
+
+func TestRelayLeaderElection(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.newRelay(), h.newRelay()
+	runA, runB := h.start(h.ctx, a), h.start(h.ctx, b)
+	testkit.Eventually(t, wait, func() bool { return a.Leader() != b.Leader() && a.Ready() && b.Ready() },
+		"exactly one of two relays leads")
+	leader, standby, runLeader := a, b, runA
+	if b.Leader() {
+		leader, standby, runLeader = b, a, runB
+	}
+
+	role := h.def("role")
+	id := NewID()
+	h.appendEvents(role, id, auth.RoleCreated{Name: "before"})
+	if rs := h.consume(role.Topic(), 1); headers(t, rs[0])["ce_subject"] != id {
+		t.Fatalf("the leader published %v", rs[0])
+	}
+	h.allPublished()
+	if standby.Leader() {
+		t.Fatal("the standby took the lock while the leader holds it")
+	}
+
+	runLeader.stop()
+	if leader.Leader() {
+		t.Error("a stopped relay still says it leads")
+	}
+	testkit.Eventually(t, wait, standby.Leader, "the standby takes over when the leader dies")
+	h.appendEvents(role, id, auth.RoleRenamed{Name: "after", PreviousName: "before"})
+	rs := h.consume(role.Topic(), 2)
+	versions := []string{headers(t, rs[0])["strataversion"], headers(t, rs[1])["strataversion"]}
+	if !slices.Equal(versions, []string{"1", "2"}) {
+		t.Errorf("versions on Kafka = %v, want [1 2]", versions)
+	}
+	h.allPublished()
+}

@@ -1,0 +1,359 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/strata-cqrs/strata/aggregates"
+	"github.com/strata-cqrs/strata/aggregates/auth"
+	"github.com/strata-cqrs/strata/internal/testkit"
+)
+
+func TestWorkerRedeliveryChangesNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startWorker()
+	role := NewID()
+	env := h.command(role, auth.CreateRole{Name: "auditors"})
+
+	// The same signed envelope twice, most likely in one batch.
+	h.submit(env)
+	h.send(env)
+	first := h.decided(env.ID)
+	wantOutcome(t, first, StatusAccepted, "")
+	// Once more after the first was committed: surely its own batch.
+	h.send(env)
+	h.drained()
+
+	if got, want := h.eventTypes(role), []string{"auth.RoleCreated.v1"}; !slices.Equal(got, want) {
+		t.Errorf("events = %v, want %v", got, want)
+	}
+	if n := h.count(`SELECT count(*) FROM auth.events WHERE metadata->>'command_id' = $1`, env.ID); n != 1 {
+		t.Errorf("command %s has %d events, want 1", env.ID, n)
+	}
+	last := h.statusOf(env.ID)
+	wantOutcome(t, last, StatusAccepted, "")
+	if !last.DecidedAt.Equal(*first.DecidedAt) || *last.Version != 1 {
+		t.Errorf("redelivery re-decided the command: decided_at %v → %v, version %d", first.DecidedAt, last.DecidedAt, *last.Version)
+	}
+}
+
+// caseVariants returns n spellings of name that differ only in letter case.
+func caseVariants(name string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		b := []byte(name)
+		for j := range b {
+			if i&(1<<j) != 0 {
+				b[j] = strings.ToUpper(string(b[j]))[0]
+			}
+		}
+		out[i] = string(b)
+	}
+	return out
+}
+
+func TestWorkerRoleNameRace(t *testing.T) {
+	t.Parallel()
+	const n = 20
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%dWorkers", workers), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			batches := make([]atomic.Int64, workers)
+			for i := range workers {
+				w := h.newWorker(nil)
+				w.afterCommit = func() { batches[i].Add(1) }
+				h.start(h.ctx, w)
+			}
+			h.waitGroupAssigned(workers)
+			before := make([]int64, workers)
+			for i := range batches {
+				before[i] = batches[i].Load()
+			}
+
+			envs := make([]*Envelope, n)
+			for i, name := range caseVariants("admins", n) {
+				envs[i] = h.command(NewID(), auth.CreateRole{Name: name})
+			}
+			var wg sync.WaitGroup
+			for _, env := range envs {
+				wg.Go(func() { h.submit(env) })
+			}
+			wg.Wait()
+
+			accepted := ""
+			for _, env := range envs {
+				st := h.decided(env.ID)
+				switch {
+				case st.Status == StatusAccepted && accepted == "":
+					accepted = env.AggregateID
+				case st.Status == StatusAccepted:
+					t.Errorf("a second CreateRole was accepted: %s", env.AggregateID)
+				default:
+					wantOutcome(t, st, StatusRejected, auth.CodeRoleExists)
+				}
+			}
+			if got := h.count(`SELECT count(*) FROM auth.events WHERE type = 'auth.RoleCreated.v1'`); got != 1 {
+				t.Errorf("%d RoleCreated events, want 1", got)
+			}
+			if got := h.count(`SELECT count(*) FROM auth.unique_keys`); got != 1 {
+				t.Errorf("%d unique keys, want 1", got)
+			}
+			if got := h.count(`SELECT count(*) FROM auth.unique_keys WHERE scope='role_name' AND key='admins' AND aggregate_id=$1`, accepted); got != 1 {
+				t.Errorf("the role name is not held by the accepted role %s", accepted)
+			}
+			for i := range batches {
+				if batches[i].Load() == before[i] {
+					t.Errorf("worker %d decided no batch: the race was not run by %d workers", i, workers)
+				}
+			}
+		})
+	}
+}
+
+// waitGroupAssigned waits until the worker group is stable with n members,
+// each of them holding partitions.
+func (h *harness) waitGroupAssigned(n int) {
+	h.t.Helper()
+	testkit.Eventually(h.t, wait, func() bool {
+		resp, err := h.admin.DescribeGroups(h.ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{workerGroup}})
+		if err != nil || len(resp.Groups) != 1 {
+			return false
+		}
+		g := resp.Groups[0]
+		if g.GroupState != "Stable" || len(g.Members) != n {
+			return false
+		}
+		for _, m := range g.Members {
+			if len(m.MemberAssignments.Topics) == 0 {
+				return false
+			}
+		}
+		return true
+	}, "worker group is stable with %d assigned members", n)
+}
+
+func TestWorkerRefusesForgedCommands(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startWorker()
+	other := Key(strings.Repeat("x", MinKeyBytes))
+
+	unsigned := h.command(NewID(), auth.CreateRole{Name: "unsigned"})
+	wrongKey := h.command(NewID(), auth.CreateRole{Name: "wrong-key"})
+	h.produce(rawMessage(unsigned, nil), rawMessage(wrongKey, other))
+	for _, env := range []*Envelope{unsigned, wrongKey} {
+		wantOutcome(t, h.decided(env.ID), StatusRejected, aggregates.CodeForged)
+		if evs := h.events(env.AggregateID); len(evs) != 0 {
+			t.Errorf("forged command %s touched its aggregate: %d events", env.ID, len(evs))
+		}
+		refusals := h.logs.records(func(r map[string]any) bool { return r["security"] == true && r["command_id"] == env.ID })
+		if len(refusals) != 1 {
+			t.Errorf("forged command %s logged as a security event %d times, want 1", env.ID, len(refusals))
+		}
+	}
+	if n := h.count(`SELECT count(*) FROM auth.unique_keys`); n != 0 {
+		t.Errorf("forged commands claimed %d unique keys", n)
+	}
+
+	t.Run("DoesNotSettleAGenuinePendingCommand", func(t *testing.T) {
+		genuine := h.command(NewID(), auth.CreateRole{Name: "genuine"})
+		h.pending(genuine)
+		forged := *genuine
+		forged.Payload = []byte(`{"name":"forged"}`)
+		h.produce(rawMessage(&forged, nil), rawMessage(&forged, other))
+		h.drained()
+		wantOutcome(t, h.statusOf(genuine.ID), StatusPending, "")
+		if evs := h.events(genuine.AggregateID); len(evs) != 0 {
+			t.Fatalf("forgeries touched the aggregate: %d events", len(evs))
+		}
+
+		h.send(genuine)
+		wantOutcome(t, h.decided(genuine.ID), StatusAccepted, "")
+		evs := h.events(genuine.AggregateID)
+		if len(evs) != 1 || !strings.Contains(string(evs[0].Data), `"genuine"`) {
+			t.Errorf("after the genuine command the role has %v, want one RoleCreated named genuine", evs)
+		}
+	})
+}
+
+func TestWorkerDeadLettersUndecodableCommands(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startWorker()
+	role := NewID()
+	valid := h.command(role, auth.CreateRole{Name: "after-garbage"})
+	garbage := [][]byte{
+		[]byte("\x00\xffnot json at all"),
+		[]byte(`{"id":"not-a-uuid","type":"auth.CreateRole","aggregate_id":"` + role + `","payload":{}}`),
+	}
+	// Same record key, one write: the garbage sits ahead of the valid
+	// command in its partition.
+	h.produce(signedValue(role, garbage[0], h.key), signedValue(role, garbage[1], h.key), rawMessage(valid, h.key))
+
+	wantOutcome(t, h.decided(valid.ID), StatusAccepted, "")
+	dead := h.consume(DLQTopic(auth.Service), len(garbage))
+	for i, r := range dead {
+		hs := headers(t, r)
+		if string(r.Value) != string(garbage[i]) || string(r.Key) != role {
+			t.Errorf("dead letter %d = %q key %q, want the original record", i, r.Value, r.Key)
+		}
+		if hs["strata-dlq-reason"] != "undecodable" || hs["strata-dlq-error"] == "" {
+			t.Errorf("dead letter %d headers %v lack the reason", i, hs)
+		}
+		if !strings.HasPrefix(hs["strata-dlq-source"], CommandTopic(auth.Service)+"/") {
+			t.Errorf("dead letter %d source %q", i, hs["strata-dlq-source"])
+		}
+		if hs[SignatureHeader] != h.key.Sign(garbage[i]) {
+			t.Errorf("dead letter %d lost its signature header", i)
+		}
+	}
+}
+
+func TestWorkerKeepsDeadLettersWhileTheDLQIsDown(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withoutTopic(DLQTopic(auth.Service)))
+	h.startWorker()
+	role := NewID()
+	valid := h.command(role, auth.CreateRole{Name: "behind-garbage"})
+	h.pending(valid)
+	h.produce(signedValue(role, []byte("garbage"), h.key), rawMessage(valid, h.key))
+
+	// Two failed attempts: the retry after the first one still carries
+	// the dead letter instead of dropping it.
+	testkit.Eventually(t, wait, func() bool {
+		return len(h.logs.records(func(r map[string]any) bool { return r["msg"] == "command batch failed, retrying" })) >= 2
+	}, "the worker retries the batch while the DLQ is down")
+	// The batch is retried as a whole: nothing of it commits meanwhile.
+	wantOutcome(t, h.statusOf(valid.ID), StatusPending, "")
+	h.createTopics(DLQTopic(auth.Service))
+	wantOutcome(t, h.decided(valid.ID), StatusAccepted, "")
+	if dead := h.consume(DLQTopic(auth.Service), 1); string(dead[0].Value) != "garbage" {
+		t.Errorf("dead letter = %q", dead[0].Value)
+	}
+}
+
+func TestWorkerCrashBetweenCommitAndOffsetCommit(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	role := NewID()
+	// Renaming back and forth is not idempotent: deciding any of these
+	// again would append events.
+	envs := []*Envelope{
+		h.command(role, auth.CreateRole{Name: "first"}),
+		h.command(role, auth.RenameRole{Name: "second"}),
+		h.command(role, auth.RenameRole{Name: "first"}),
+	}
+	for _, env := range envs {
+		h.submit(env)
+	}
+
+	crashing := h.newWorker(func(c *WorkerConfig) { c.BatchSize, c.BatchWait = len(envs), 5*time.Second })
+	ctx, crash := context.WithCancel(h.ctx)
+	crashing.afterCommit = crash
+	r := h.start(ctx, crashing)
+	testkit.Eventually(t, wait, r.stopped, "the worker stops after its first batch")
+
+	decidedAt := map[string]time.Time{}
+	for _, env := range envs {
+		st := h.statusOf(env.ID)
+		wantOutcome(t, st, StatusAccepted, "")
+		decidedAt[env.ID] = *st.DecidedAt
+	}
+	committed, _ := h.committed()
+	for p, off := range committed {
+		if off >= 0 {
+			t.Errorf("partition %d has committed offset %d after the crash, want none", p, off)
+		}
+	}
+
+	h.startWorker()
+	h.drained()
+	evs := h.events(role)
+	if v, err := VerifyChain(evs); err != nil || v != 0 || len(evs) != len(envs) {
+		t.Fatalf("journal after redelivery: %d events, chain broken at %d (%v); want %d events, intact", len(evs), v, err, len(envs))
+	}
+	for i, e := range evs {
+		if e.Version != int64(i+1) || e.Metadata.CommandID != envs[i].ID {
+			t.Errorf("event %d: version %d of command %s, want version %d of %s", i, e.Version, e.Metadata.CommandID, i+1, envs[i].ID)
+		}
+	}
+	for i, env := range envs {
+		st := h.statusOf(env.ID)
+		wantOutcome(t, st, StatusAccepted, "")
+		if *st.Version != int64(i+1) || !st.DecidedAt.Equal(decidedAt[env.ID]) {
+			t.Errorf("command %d: version %d decided %v, want version %d decided %v", i, *st.Version, st.DecidedAt, i+1, decidedAt[env.ID])
+		}
+	}
+}
+
+func TestWorkerDecidesAgainstTheJournal(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startWorker()
+	perm, role, renamedFrom := NewID(), NewID(), NewID()
+	type step struct {
+		name        string
+		env         *Envelope
+		status      string
+		code        string
+		version     int64 // of the aggregate after an accepted command
+		holderOfKey string
+	}
+	steps := []step{
+		{name: "CreatePermission", env: h.command(perm, auth.CreatePermission{Name: "roles:write"}), status: StatusAccepted, version: 1},
+		{name: "CreateRole", env: h.command(role, auth.CreateRole{Name: "ops"}), status: StatusAccepted, version: 1},
+		{name: "CreateExistingRole", env: h.command(role, auth.CreateRole{Name: "other"}), status: StatusRejected, code: aggregates.CodeAlreadyExists},
+		{name: "GrantMissingPermission", env: h.command(role, auth.GrantPermission{PermissionID: NewID()}), status: StatusRejected, code: auth.CodePermissionNotFound},
+		{name: "GrantNonUUIDPermission", env: h.command(role, auth.GrantPermission{PermissionID: "nope"}), status: StatusRejected, code: auth.CodePermissionNotFound},
+		{name: "GrantRoleAsPermission", env: h.command(role, auth.GrantPermission{PermissionID: role}), status: StatusRejected, code: auth.CodePermissionNotFound},
+		{name: "Grant", env: h.command(role, auth.GrantPermission{PermissionID: perm}), status: StatusAccepted, version: 2},
+		{name: "GrantAgain", env: h.command(role, auth.GrantPermission{PermissionID: perm}), status: StatusRejected, code: auth.CodeAlreadyGranted},
+		{name: "StaleExpectedVersion", env: expecting(h.command(role, auth.RenameRole{Name: "ops-2"}), 1), status: StatusRejected, code: aggregates.CodeVersionConflict},
+		{name: "MissingAggregate", env: h.command(NewID(), auth.RenameRole{Name: "ghost"}), status: StatusRejected, code: aggregates.CodeNotFound},
+		{name: "PermissionIDAsRole", env: h.command(perm, auth.RenameRole{Name: "ghost"}), status: StatusRejected, code: aggregates.CodeNotFound},
+		{name: "UnknownCommandType", env: func() *Envelope { e := h.command(role, auth.DeleteRole{}); e.Type = "auth.Explode"; return e }(), status: StatusRejected, code: aggregates.CodeInvalid},
+		{name: "UnknownPayloadField", env: func() *Envelope { e := h.command(role, auth.DeleteRole{}); e.Payload = []byte(`{"x":1}`); return e }(), status: StatusRejected, code: aggregates.CodeInvalid},
+		{name: "Rename", env: expecting(h.command(role, auth.RenameRole{Name: "ops-renamed"}), 2), status: StatusAccepted, version: 3},
+		{name: "OldNameIsFree", env: h.command(renamedFrom, auth.CreateRole{Name: "OPS"}), status: StatusAccepted, version: 1},
+		{name: "NewNameIsTaken", env: h.command(NewID(), auth.CreateRole{Name: "Ops-Renamed"}), status: StatusRejected, code: auth.CodeRoleExists},
+	}
+	for _, s := range steps {
+		st := h.do(s.env)
+		wantOutcome(t, st, s.status, s.code)
+		if s.status == StatusAccepted && (st.Version == nil || *st.Version != s.version) {
+			t.Errorf("%s: version %v, want %d", s.name, st.Version, s.version)
+		}
+		if s.status == StatusRejected && st.Version != nil {
+			t.Errorf("%s: a rejection carries version %d", s.name, *st.Version)
+		}
+	}
+	if got, want := h.eventTypes(role), []string{"auth.RoleCreated.v1", "auth.PermissionGranted.v1", "auth.RoleRenamed.v1"}; !slices.Equal(got, want) {
+		t.Errorf("role events = %v, want %v", got, want)
+	}
+	keys := map[string]string{}
+	rows, err := h.pool.Query(h.ctx, `SELECT key, aggregate_id::text FROM auth.unique_keys WHERE scope='role_name'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k, id string
+		if err := rows.Scan(&k, &id); err != nil {
+			t.Fatal(err)
+		}
+		keys[k] = id
+	}
+	if want := map[string]string{"ops-renamed": role, "ops": renamedFrom}; !maps.Equal(keys, want) {
+		t.Errorf("role names held = %v, want %v", keys, want)
+	}
+}
