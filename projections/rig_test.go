@@ -82,12 +82,14 @@ CREATE TABLE ptest.log (
 	}
 }
 
-// applyTicked is one round trip per event, like a typical read-model upsert.
+// tickSQL logs (aggregate, version) $1, $2 and counts it: one round trip
+// per event, like a typical read-model upsert.
+const tickSQL = `WITH logged AS (INSERT INTO ptest.log (aggregate_id, version) VALUES ($1, $2))
+	INSERT INTO ptest.counts AS c (aggregate_id, applied, last_version) VALUES ($1, 1, $2)
+	ON CONFLICT (aggregate_id) DO UPDATE SET applied = c.applied + 1, last_version = EXCLUDED.last_version`
+
 func applyTicked(ctx context.Context, tx pgx.Tx, e *Event) error {
-	_, err := tx.Exec(ctx, `WITH logged AS (INSERT INTO ptest.log (aggregate_id, version) VALUES ($1, $2))
-		INSERT INTO ptest.counts AS c (aggregate_id, applied, last_version) VALUES ($1, 1, $2)
-		ON CONFLICT (aggregate_id) DO UPDATE SET applied = c.applied + 1, last_version = EXCLUDED.last_version`,
-		e.AggregateID, e.Version)
+	_, err := tx.Exec(ctx, tickSQL, e.AggregateID, e.Version)
 	return err
 }
 

@@ -21,3 +21,23 @@ const (
 func Definitions() []*aggregates.Definition {
 	return []*aggregates.Definition{PermissionDefinition(), RoleDefinition(), UserDefinition(), LoginDefinition()}
 }
+
+// BuiltinPermissions are the permissions every installation has (DOMAIN.md);
+// bootstrap creates them and grants them all to the role AdminRole.
+var BuiltinPermissions = []string{
+	"users:read", "users:write",
+	"roles:read", "roles:write", "roles:assign",
+	"permissions:read", "permissions:write",
+	"accounts:read", "accounts:write", "accounts:read:any", "accounts:write:any",
+	"payplans:read", "payplans:write",
+	"messages:read", "messages:write",
+	"clients:read", "clients:write", "clients:read:any",
+	"events:read", "events:write",
+	"brokers:write",
+	"items:read", "items:write", "stock:write", "codes:write",
+	"audit:read",
+	"commands:read:any",
+}
+
+// AdminRole is the role bootstrap creates with every built-in permission.
+const AdminRole = "admin"

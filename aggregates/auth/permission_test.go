@@ -37,6 +37,16 @@ func TestPermissionDecide(t *testing.T) {
 			when: auth.CreatePermission{Name: "roles:read", Description: strings.Repeat("d", auth.MaxDescription)},
 			then: events{auth.PermissionCreated{Name: "roles:read", Description: strings.Repeat("d", auth.MaxDescription)}},
 		},
+		{
+			name: "CountsDescriptionInCharacters",
+			when: auth.CreatePermission{Name: "roles:read", Description: strings.Repeat("é", auth.MaxDescription)},
+			then: events{auth.PermissionCreated{Name: "roles:read", Description: strings.Repeat("é", auth.MaxDescription)}},
+		},
+		{
+			name: "RejectsNameTooLong",
+			when: auth.CreatePermission{Name: strings.Repeat("r", auth.MaxPermissionName/2) + ":" + strings.Repeat("w", auth.MaxPermissionName/2)},
+			code: auth.CodeInvalidName,
+		},
 		{name: "RejectsUpperCaseName", when: auth.CreatePermission{Name: "Roles:Read"}, code: auth.CodeInvalidName},
 		{name: "RejectsNameWithoutAction", when: auth.CreatePermission{Name: "roles"}, code: auth.CodeInvalidName},
 		{name: "RejectsFourPartName", when: auth.CreatePermission{Name: "a:b:c:d"}, code: auth.CodeInvalidName},

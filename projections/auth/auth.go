@@ -59,8 +59,10 @@ CREATE INDEX role_permissions_permission ON auth_read.role_permissions (permissi
 `
 
 // schemaV2 adds users, their roles, and user_permissions: the effective
-// permissions the gateway authorises with (a view, so it can never disagree
-// with the tables it is made of).
+// permissions the gateway authorises with. It is a view, so it never
+// disagrees with the tables it is made of, and it joins permissions, so a
+// grant applied after its permission's deletion (the two arrive on
+// different topics, in no mutual order) grants nothing.
 const schemaV2 = `
 CREATE TABLE auth_read.users (
 	id         uuid PRIMARY KEY,
@@ -81,9 +83,10 @@ CREATE TABLE auth_read.user_roles (
 );
 CREATE INDEX user_roles_role ON auth_read.user_roles (role_id);
 CREATE VIEW auth_read.user_permissions AS
-	SELECT DISTINCT ur.user_id, rp.permission_id, rp.permission_name
+	SELECT DISTINCT ur.user_id, p.id AS permission_id, p.name AS permission_name
 	FROM auth_read.user_roles ur
-	JOIN auth_read.role_permissions rp ON rp.role_id = ur.role_id;
+	JOIN auth_read.role_permissions rp ON rp.role_id = ur.role_id
+	JOIN auth_read.permissions p ON p.id = rp.permission_id;
 `
 
 // Apply applies one auth event inside the projector's transaction.
