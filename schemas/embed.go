@@ -145,10 +145,12 @@ func (l fsLoader) Load(url string) (any, error) {
 	return doc, nil
 }
 
-// ValidateCommand validates a command payload (what a client sends as the
-// HTTP body, and what travels as the envelope's payload) against the schema
-// of qualifiedType ("auth.CreateRole"). An empty payload is taken as {}, as
-// the command decoder does.
+// ValidateCommand validates a command payload (what travels as the
+// envelope's payload, and for most routes what a client sends as the HTTP
+// body; a body with a password, such as POST /users, has its own request
+// schema in openapi.yaml instead) against the schema of qualifiedType
+// ("auth.CreateRole"). An empty payload is taken as {}, as the command
+// decoder does.
 //
 // It returns nil, nil when the payload is valid; the violations, sorted by
 // field, when it is not (an unknown property is reported as its path, e.g.

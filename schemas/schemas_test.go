@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -311,6 +312,27 @@ func TestValidateCommandReportsFieldErrors(t *testing.T) {
 			[]FieldError{{"/name", "must be a string"}}},
 		{"NotAnObject", "auth.CreateRole", `["ops"]`,
 			[]FieldError{{"", "must be an object"}}},
+		{"AcceptsUnicodeUserName", "auth.RegisterUser", `{"email": "Zoe@Example.com", "name": "Zoë Ångström"}`, nil},
+		{"BadEmail", "auth.RegisterUser", `{"email": "not an email", "name": "Ada"}`,
+			[]FieldError{{"/email", "must be an email address"}}},
+		{"EmailTooLong", "auth.RegisterUser", `{"email": "` + strings.Repeat("a", 64) + "@" + strings.Repeat("b", 190) + `.com", "name": "Ada"}`,
+			[]FieldError{{"/email", "must be an email address"}}}, // an address is at most 254 characters (RFC 5321)
+		{"BlankUserName", "auth.RegisterUser", `{"email": "ada@example.com", "name": "   "}`,
+			[]FieldError{{"/name", "must match the pattern \\S"}}},
+		{"PasswordIsNeverACommandField", "auth.RegisterUser", `{"email": "ada@example.com", "name": "Ada", "password": "correct horse battery"}`,
+			[]FieldError{{"/password", "unknown field"}}},
+		{"PasswordIsNotInChangePassword", "auth.ChangePassword", `{"password": "correct horse battery"}`,
+			[]FieldError{{"/password", "unknown field"}}},
+		{"UnknownEmailLogin", "auth.RecordLogin", `{"email": "nobody", "succeeded": false, "reason": "bad_credentials", "at": "2025-01-14T09:31:05Z"}`, nil},
+		{"SuccessfulLoginNeedsUserID", "auth.RecordLogin", `{"email": "ada@example.com", "succeeded": true, "at": "2025-01-14T09:31:05Z"}`,
+			[]FieldError{{"/user_id", "is required"}}},
+		{"SuccessfulLoginHasNoReason", "auth.RecordLogin",
+			`{"email": "ada@example.com", "user_id": "0192f4a0-1e2d-7c3b-a4f5-6e7d8c9b0a1f", "succeeded": true, "reason": "throttled", "at": "2025-01-14T09:31:05Z"}`,
+			[]FieldError{{"/reason", "is not allowed"}}},
+		{"FailedLoginNeedsReason", "auth.RecordLogin", `{"email": "ada@example.com", "succeeded": false, "at": "2025-01-14T09:31:05Z"}`,
+			[]FieldError{{"/reason", "is required"}}},
+		{"UnknownLoginReason", "auth.RecordLogin", `{"email": "ada@example.com", "succeeded": false, "reason": "bored", "at": "2025-01-14T09:31:05Z"}`,
+			[]FieldError{{"/reason", "value must be one of 'bad_credentials', 'user_disabled', 'throttled'"}}},
 		{"SeveralAtOnceSortedByField", "auth.CreateRole", `{"description": 7, "x": 1, "y": 2}`,
 			[]FieldError{{"/description", "must be a string"}, {"/name", "is required"}, {"/x", "unknown field"}, {"/y", "unknown field"}}},
 	} {
@@ -504,6 +526,9 @@ func TestAsyncAPIDocumentsEveryChannelAndEvent(t *testing.T) {
 	}
 }
 
+// permissionName is the shape of a permission (defs/auth.json#/$defs/permissionName).
+var permissionName = regexp.MustCompile(`^[a-z][a-z0-9-]*(:[a-z][a-z0-9-]*){1,2}$`)
+
 func TestOpenAPIDocumentsTheRoutes(t *testing.T) {
 	doc, order, err := parseYAMLSubset(string(readFS(t, "openapi.yaml")))
 	if err != nil {
@@ -513,37 +538,122 @@ func TestOpenAPIDocumentsTheRoutes(t *testing.T) {
 		t.Errorf("openapi = %q", got)
 	}
 	checkRefs(t, "openapi.yaml", doc, order)
-	for _, route := range []struct{ method, path, body string }{
-		{"post", "/permissions", "CreatePermission"},
-		{"get", "/permissions", ""},
-		{"get", "/permissions/{id}", ""},
-		{"delete", "/permissions/{id}", ""},
-		{"post", "/roles", "CreateRole"},
-		{"get", "/roles", ""},
-		{"get", "/roles/{id}", ""},
-		{"patch", "/roles/{id}", "RenameRole"},
-		{"delete", "/roles/{id}", ""},
-		{"post", "/roles/{id}/permissions", "GrantPermission"},
-		{"delete", "/roles/{id}/permissions/{permission_id}", ""},
-		{"get", "/commands/{id}", ""},
-		{"get", "/healthz", ""},
-		{"get", "/readyz", ""},
-		{"get", "/metrics", ""},
-		{"get", "/openapi.yaml", ""},
-	} {
+
+	// Bearer JWTs are required everywhere unless an operation opts out.
+	scheme := []string{"components", "securitySchemes", "bearerAuth"}
+	if doc.get(append(scheme, "type")...) != "http" || doc.get(append(scheme, "scheme")...) != "bearer" ||
+		doc.get(append(scheme, "bearerFormat")...) != "JWT" {
+		t.Errorf("bearerAuth is not an HTTP bearer JWT scheme")
+	}
+	if got := doc.children(order, "security"); len(got) != 1 || !doc.has("security", "0", "bearerAuth") {
+		t.Errorf("global security = %v, want [bearerAuth]", got)
+	}
+
+	command := func(name string) string { return "./commands/auth/" + name + ".json" }
+	schema := func(name string) string { return "#/components/schemas/" + name }
+	routes := []struct {
+		method, path string
+		permission   string // x-permission
+		body         string // $ref of the request body schema, if any
+		sync         bool   // answers at once, never 202 Accepted
+	}{
+		{"post", "/auth/login", "public", schema("LoginRequest"), true},
+		{"post", "/auth/refresh", "public", schema("RefreshRequest"), true},
+		{"post", "/auth/logout", "public", schema("LogoutRequest"), true},
+		{"get", "/auth/me", "authenticated", "", true},
+		{"get", "/.well-known/jwks.json", "public", "", true},
+		{"post", "/permissions", "permissions:write", command("CreatePermission"), false},
+		{"get", "/permissions", "permissions:read", "", false},
+		{"get", "/permissions/{id}", "permissions:read", "", false},
+		{"delete", "/permissions/{id}", "permissions:write", "", false},
+		{"post", "/roles", "roles:write", command("CreateRole"), false},
+		{"get", "/roles", "roles:read", "", false},
+		{"get", "/roles/{id}", "roles:read", "", false},
+		{"patch", "/roles/{id}", "roles:write", command("RenameRole"), false},
+		{"delete", "/roles/{id}", "roles:write", "", false},
+		{"post", "/roles/{id}/permissions", "roles:write", command("GrantPermission"), false},
+		{"delete", "/roles/{id}/permissions/{permission_id}", "roles:write", "", false},
+		// The password makes these two bodies request schemas, not commands.
+		{"post", "/users", "users:write", schema("RegisterUserRequest"), false},
+		{"get", "/users", "users:read", "", false},
+		{"get", "/users/{id}", "users:read", "", false},
+		{"post", "/users/{id}/roles", "roles:assign", command("AssignRole"), false},
+		{"delete", "/users/{id}/roles/{role_id}", "roles:assign", "", false},
+		{"post", "/users/{id}/password", "users:write", schema("ChangePasswordRequest"), false},
+		{"post", "/users/{id}/disable", "users:write", "", false},
+		{"post", "/users/{id}/enable", "users:write", "", false},
+		{"get", "/commands/{id}", "authenticated", "", false},
+		{"get", "/commands/{id}/stream", "authenticated", "", false},
+		{"get", "/healthz", "public", "", false},
+		{"get", "/readyz", "public", "", false},
+		{"get", "/metrics", "public", "", false},
+		{"get", "/openapi.yaml", "public", "", false},
+	}
+	want := map[string]bool{}
+	for _, route := range routes {
+		want[route.method+" "+route.path] = true
 		op := []string{"paths", route.path, route.method}
 		if !doc.has(op...) {
 			t.Errorf("%s %s is not documented", route.method, route.path)
 			continue
 		}
-		if route.body != "" {
-			ref := doc.get(append(op, "requestBody", "content", "application/json", "schema", "$ref")...)
-			if want := "./commands/auth/" + route.body + ".json"; ref != want {
-				t.Errorf("%s %s body $ref = %q, want %q", route.method, route.path, ref, want)
+		if got := doc.get(append(op, "x-permission")...); got != route.permission {
+			t.Errorf("%s %s x-permission = %q, want %q", route.method, route.path, got, route.permission)
+		}
+		ref := doc.get(append(op, "requestBody", "content", "application/json", "schema", "$ref")...)
+		if ref != route.body {
+			t.Errorf("%s %s body $ref = %q, want %q", route.method, route.path, ref, route.body)
+		}
+		if route.method != "get" && !route.sync && !doc.has(append(op, "responses", "202")...) {
+			t.Errorf("%s %s does not document 202 Accepted", route.method, route.path)
+		}
+		if route.sync && doc.has(append(op, "responses", "202")...) {
+			t.Errorf("%s %s is synchronous but documents 202 Accepted", route.method, route.path)
+		}
+		security := append(op, "security")
+		public := route.permission == "public"
+		switch {
+		case public && (!doc.has(security...) || len(doc.children(order, security...)) != 0):
+			t.Errorf("%s %s is public but does not override security with []", route.method, route.path)
+		case !public && doc.has(security...):
+			t.Errorf("%s %s overrides the global bearerAuth requirement", route.method, route.path)
+		case !public && !doc.has(append(op, "responses", "401")...):
+			t.Errorf("%s %s does not document 401", route.method, route.path)
+		case permissionName.MatchString(route.permission) && !doc.has(append(op, "responses", "403")...):
+			t.Errorf("%s %s does not document 403", route.method, route.path)
+		}
+	}
+
+	// Every documented operation is in the table above, so none escapes the
+	// checks, and each declares a permission of a known shape.
+	for _, path := range doc.children(order, "paths") {
+		for _, method := range doc.children(order, "paths", path) {
+			if !slices.Contains([]string{"get", "put", "post", "delete", "patch", "head", "options", "trace"}, method) {
+				continue
+			}
+			if !want[method+" "+path] {
+				t.Errorf("%s %s is documented but not in this test's route table", method, path)
+			}
+			perm := doc.get("paths", path, method, "x-permission")
+			if perm != "public" && perm != "authenticated" && !permissionName.MatchString(perm) {
+				t.Errorf("%s %s x-permission = %q, want public, authenticated or a permission", method, path, perm)
 			}
 		}
-		if route.method != "get" && !doc.has(append(op, "responses", "202")...) {
-			t.Errorf("%s %s does not document 202 Accepted", route.method, route.path)
+	}
+}
+
+// TestEventSchemasCarryNoSecrets guards the analytics contract: no event
+// property may be named like a password, hash, token or key.
+func TestEventSchemasCarryNoSecrets(t *testing.T) {
+	secretish := regexp.MustCompile(`(?i)password|passwd|secret|hash|token|private|salt|key`)
+	r := mustLoad(t)
+	for _, typ := range r.Events() {
+		name := strings.TrimPrefix(DataSchemaURI(typ), BaseURI)
+		props, _ := schemaProperties(t, name)
+		for _, p := range props {
+			if secretish.MatchString(p) {
+				t.Errorf("%s has a property %q that looks like a secret", typ, p)
+			}
 		}
 	}
 }

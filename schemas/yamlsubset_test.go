@@ -11,10 +11,11 @@ import (
 // without source), so the tests read asyncapi.yaml and openapi.yaml with this
 // reader of the block-style subset they are written in: mappings, sequences
 // ("- "), plain and quoted scalars (all kept as strings, null included), flow
-// sequences of scalars ("[a, b]"), and literal/folded block scalars (kept as
-// their indicator, "|"). A line it cannot place (a multi-line plain scalar,
-// tab indentation, a duplicate key) is an error, so a document that drifts
-// out of the subset fails loudly instead of being misread.
+// sequences of scalars ("[a, b]", and "[]", which has no children), and
+// literal/folded block scalars (kept as their indicator, "|"). A line it
+// cannot place (a multi-line plain scalar, tab indentation, a duplicate key)
+// is an error, so a document that drifts out of the subset fails loudly
+// instead of being misread.
 
 // yamlDoc maps the path of every scalar (keys and sequence indexes joined by
 // pathSep) to its value, and marks the paths of mappings and sequences in
@@ -136,7 +137,11 @@ func parseYAMLSubset(src string) (doc yamlDoc, order []string, err error) {
 			blockIndent = indent
 		case strings.HasPrefix(value, "[") && strings.HasSuffix(value, "]"):
 			doc.containers[p] = true
-			for i, v := range strings.Split(value[1:len(value)-1], ",") {
+			inner := strings.TrimSpace(value[1 : len(value)-1])
+			if inner == "" {
+				break // [] is an empty sequence, not one empty scalar
+			}
+			for i, v := range strings.Split(inner, ",") {
 				ip := yamlPath(append(names(), key, strconv.Itoa(i))...)
 				order = append(order, ip)
 				if doc.scalars[ip], err = unquote(strings.TrimSpace(v)); err != nil {
@@ -204,6 +209,9 @@ b:
   compact:
   - one
   flow: [x, 'y', z]
+  none: []
+  auth:
+    - bearer: []
   text: |
     free: text
     - not an item
@@ -211,7 +219,7 @@ b:
 # comment
 last: ''
 `
-	doc, _, err := parseYAMLSubset(src)
+	doc, order, err := parseYAMLSubset(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +234,11 @@ last: ''
 	}
 	if !doc.has("b", "seq", "1") || doc.has("b", "text", "free") {
 		t.Error("containers misread")
+	}
+	for _, empty := range [][]string{{"b", "none"}, {"b", "auth", "0", "bearer"}} {
+		if !doc.has(empty...) || len(doc.children(order, empty...)) != 0 {
+			t.Errorf("%v: present %v, children %q; want an empty sequence", empty, doc.has(empty...), doc.children(order, empty...))
+		}
 	}
 	for name, bad := range map[string]string{
 		"MultiLinePlainScalar": "a: one\n  two\n",

@@ -1,5 +1,5 @@
-// Package auth is the pure domain of the auth service: permissions, roles
-// and (later) users. It decides commands and evolves state; it does no I/O.
+// Package auth is the pure domain of the auth service: permissions, roles,
+// users and login attempts. It decides commands and evolves state; it does no I/O.
 package auth
 
 import "github.com/strata-cqrs/strata/aggregates"

@@ -108,6 +108,14 @@ func DecideLogin(_ Login, c aggregates.Command, ctx aggregates.Context) ([]aggre
 		return nil, aggregates.Reject(aggregates.CodeInvalid, "login does not handle %s", c.CommandType())
 	}
 	email, at := NormalizeEmail(r.Email), ctx.Now.UTC()
+	switch {
+	case email == "" || len(email) > MaxEmail:
+		return nil, aggregates.Reject(CodeInvalidEmail, "a login attempt needs an email of at most %d bytes", MaxEmail)
+	case r.Succeeded && (r.UserID == "" || r.Reason != ""):
+		return nil, aggregates.Reject(aggregates.CodeInvalid, "a successful login names the user and no reason")
+	case !r.Succeeded && r.Reason != ReasonBadCredentials && r.Reason != ReasonDisabled && r.Reason != ReasonThrottled:
+		return nil, aggregates.Reject(aggregates.CodeInvalid, "unknown login failure reason %q", r.Reason)
+	}
 	if r.Succeeded {
 		return []aggregates.Event{UserLoggedIn{Email: email, UserID: r.UserID, At: at}}, nil
 	}
