@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -26,22 +25,20 @@ func benchValue(b *testing.B) []byte {
 	return v
 }
 
-var benchKey = Key(bytes.Repeat([]byte("k"), MinKeyBytes))
-
 func BenchmarkEnvelopeSign(b *testing.B) {
 	v := benchValue(b)
 	b.SetBytes(int64(len(v)))
 	for b.Loop() {
-		_ = benchKey.Sign(v)
+		_ = testKey.Sign(v)
 	}
 }
 
 func BenchmarkEnvelopeVerify(b *testing.B) {
 	v := benchValue(b)
-	sig := benchKey.Sign(v)
+	sig := testKey.Sign(v)
 	b.SetBytes(int64(len(v)))
 	for b.Loop() {
-		if !benchKey.Verify(v, sig) {
+		if !testKey.Verify(v, sig) {
 			b.Fatal("signature does not verify")
 		}
 	}

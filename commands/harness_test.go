@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +30,9 @@ const testPartitions = 4
 // wait bounds every wait of a test for the runtime to do something.
 const wait = 15 * time.Second
 
+// testKey signs and verifies the tests' commands.
+var testKey = Key(bytes.Repeat([]byte("k"), MinKeyBytes))
+
 // testActor issues every command of the tests.
 const testActor = "7f0c6a1e-0000-4000-8000-000000000001"
 
@@ -52,23 +56,11 @@ type harness struct {
 	bus   *Bus
 }
 
-// harnessOption adjusts what newHarness sets up.
-type harnessOption func(*harnessSetup)
-
-type harnessSetup struct{ skipTopics map[string]bool }
-
-// withoutTopic leaves a topic uncreated, to simulate its outage.
-func withoutTopic(name string) harnessOption {
-	return func(s *harnessSetup) { s.skipTopics[name] = true }
-}
-
-func newHarness(t testing.TB, opts ...harnessOption) *harness {
+// newHarness sets up a harness; the topics named in absent are not
+// created, to simulate their outage.
+func newHarness(t testing.TB, absent ...string) *harness {
 	t.Helper()
-	setup := harnessSetup{skipTopics: map[string]bool{}}
-	for _, o := range opts {
-		o(&setup)
-	}
-	h := &harness{t: t, ctx: t.Context(), key: Key(bytes.Repeat([]byte("k"), MinKeyBytes)), logs: &logBuffer{}}
+	h := &harness{t: t, ctx: t.Context(), key: testKey, logs: &logBuffer{}}
 	h.log = slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h.pool = testkit.PostgresPool(t)
 	if err := postgres.Migrate(h.ctx, h.pool, Migrations(auth.Service)); err != nil {
@@ -84,7 +76,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	}
 	var topics []string
 	for _, name := range append([]string{CommandTopic(auth.Service), DLQTopic(auth.Service)}, aggregateTopics(reg)...) {
-		if !setup.skipTopics[name] {
+		if !slices.Contains(absent, name) {
 			topics = append(topics, name)
 		}
 	}

@@ -132,3 +132,12 @@ func TestRelayLeaderElection(t *testing.T) {
 	}
 	h.allPublished()
 }
+
+func TestEventHeadersOmitAnUnknownDataSchema(t *testing.T) {
+	e := JournalEvent{EventID: NewID(), AggregateID: NewID(), Version: 1, Type: "auth.RoleCreated.v1", OccurredAt: time.Now()}
+	for _, hd := range EventHeaders(auth.Service, &e, "") {
+		if hd.Key == "ce_dataschema" {
+			t.Errorf("ce_dataschema %q without a schema", hd.Value)
+		}
+	}
+}

@@ -18,33 +18,71 @@ import (
 	"github.com/strata-cqrs/strata/internal/testkit"
 )
 
+// renames returns commands that create a role and rename it back and
+// forth: deciding any of them a second time would append an event.
+func (h *harness) renames(role string) []*Envelope {
+	return []*Envelope{
+		h.command(role, auth.CreateRole{Name: "first"}),
+		h.command(role, auth.RenameRole{Name: "second"}),
+		h.command(role, auth.RenameRole{Name: "first"}),
+	}
+}
+
+// acceptedAt waits until each command is accepted and returns when each
+// was decided.
+func (h *harness) acceptedAt(envs []*Envelope) map[string]time.Time {
+	h.t.Helper()
+	at := map[string]time.Time{}
+	for _, env := range envs {
+		st := h.decided(env.ID)
+		wantOutcome(h.t, st, StatusAccepted, "")
+		at[env.ID] = *st.DecidedAt
+	}
+	return at
+}
+
+// wantAppliedOnce checks that the commands on one aggregate appended one
+// event each, in order, in an intact chain, and that each is still the
+// acceptance decided at decidedAt.
+func (h *harness) wantAppliedOnce(id string, envs []*Envelope, decidedAt map[string]time.Time) {
+	h.t.Helper()
+	evs := h.events(id)
+	if v, err := VerifyChain(evs); err != nil || v != 0 || len(evs) != len(envs) {
+		h.t.Fatalf("journal: %d events, chain broken at %d (%v); want %d events, intact", len(evs), v, err, len(envs))
+	}
+	for i, e := range evs {
+		if e.Version != int64(i+1) || e.Metadata.CommandID != envs[i].ID {
+			h.t.Errorf("event %d: version %d of command %s, want version %d of %s", i, e.Version, e.Metadata.CommandID, i+1, envs[i].ID)
+		}
+	}
+	for i, env := range envs {
+		st := h.statusOf(env.ID)
+		wantOutcome(h.t, st, StatusAccepted, "")
+		if st.Version == nil || *st.Version != int64(i+1) || !st.DecidedAt.Equal(decidedAt[env.ID]) {
+			h.t.Errorf("command %d was decided again: version %v at %v, want %d at %v", i, st.Version, st.DecidedAt, i+1, decidedAt[env.ID])
+		}
+	}
+}
+
 func TestWorkerRedeliveryChangesNothing(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.startWorker()
 	role := NewID()
-	env := h.command(role, auth.CreateRole{Name: "auditors"})
-
-	// The same signed envelope twice, most likely in one batch.
-	h.submit(env)
-	h.send(env)
-	first := h.decided(env.ID)
-	wantOutcome(t, first, StatusAccepted, "")
-	// Once more after the first was committed: surely its own batch.
-	h.send(env)
+	envs := h.renames(role)
+	// The same signed envelope twice in a row, most likely in one batch.
+	h.submit(envs[0])
+	h.send(envs[0])
+	decidedAt := h.acceptedAt(envs[:1])
+	for _, env := range envs[1:] {
+		h.submit(env)
+	}
+	maps.Copy(decidedAt, h.acceptedAt(envs[1:]))
+	// Duplicates of committed commands: surely batches of their own.
+	h.send(envs[1])
+	h.send(envs[0])
 	h.drained()
-
-	if got, want := h.eventTypes(role), []string{"auth.RoleCreated.v1"}; !slices.Equal(got, want) {
-		t.Errorf("events = %v, want %v", got, want)
-	}
-	if n := h.count(`SELECT count(*) FROM auth.events WHERE metadata->>'command_id' = $1`, env.ID); n != 1 {
-		t.Errorf("command %s has %d events, want 1", env.ID, n)
-	}
-	last := h.statusOf(env.ID)
-	wantOutcome(t, last, StatusAccepted, "")
-	if !last.DecidedAt.Equal(*first.DecidedAt) || *last.Version != 1 {
-		t.Errorf("redelivery re-decided the command: decided_at %v → %v, version %d", first.DecidedAt, last.DecidedAt, *last.Version)
-	}
+	h.wantAppliedOnce(role, envs, decidedAt)
 }
 
 // caseVariants returns n spellings of name that differ only in letter case.
@@ -102,6 +140,9 @@ func TestWorkerRoleNameRace(t *testing.T) {
 				default:
 					wantOutcome(t, st, StatusRejected, auth.CodeRoleExists)
 				}
+			}
+			if accepted == "" {
+				t.Fatal("no CreateRole was accepted")
 			}
 			if got := h.count(`SELECT count(*) FROM auth.events WHERE type = 'auth.RoleCreated.v1'`); got != 1 {
 				t.Errorf("%d RoleCreated events, want 1", got)
@@ -222,7 +263,7 @@ func TestWorkerDeadLettersUndecodableCommands(t *testing.T) {
 
 func TestWorkerKeepsDeadLettersWhileTheDLQIsDown(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, withoutTopic(DLQTopic(auth.Service)))
+	h := newHarness(t, DLQTopic(auth.Service))
 	h.startWorker()
 	role := NewID()
 	valid := h.command(role, auth.CreateRole{Name: "behind-garbage"})
@@ -247,13 +288,7 @@ func TestWorkerCrashBetweenCommitAndOffsetCommit(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	role := NewID()
-	// Renaming back and forth is not idempotent: deciding any of these
-	// again would append events.
-	envs := []*Envelope{
-		h.command(role, auth.CreateRole{Name: "first"}),
-		h.command(role, auth.RenameRole{Name: "second"}),
-		h.command(role, auth.RenameRole{Name: "first"}),
-	}
+	envs := h.renames(role)
 	for _, env := range envs {
 		h.submit(env)
 	}
@@ -263,14 +298,11 @@ func TestWorkerCrashBetweenCommitAndOffsetCommit(t *testing.T) {
 	crashing.afterCommit = crash
 	r := h.start(ctx, crashing)
 	testkit.Eventually(t, wait, r.stopped, "the worker stops after its first batch")
-
-	decidedAt := map[string]time.Time{}
-	for _, env := range envs {
-		st := h.statusOf(env.ID)
-		wantOutcome(t, st, StatusAccepted, "")
-		decidedAt[env.ID] = *st.DecidedAt
-	}
+	decidedAt := h.acceptedAt(envs)
 	committed, _ := h.committed()
+	if len(committed) != testPartitions {
+		t.Fatalf("offsets of %d partitions, want %d", len(committed), testPartitions)
+	}
 	for p, off := range committed {
 		if off >= 0 {
 			t.Errorf("partition %d has committed offset %d after the crash, want none", p, off)
@@ -279,22 +311,7 @@ func TestWorkerCrashBetweenCommitAndOffsetCommit(t *testing.T) {
 
 	h.startWorker()
 	h.drained()
-	evs := h.events(role)
-	if v, err := VerifyChain(evs); err != nil || v != 0 || len(evs) != len(envs) {
-		t.Fatalf("journal after redelivery: %d events, chain broken at %d (%v); want %d events, intact", len(evs), v, err, len(envs))
-	}
-	for i, e := range evs {
-		if e.Version != int64(i+1) || e.Metadata.CommandID != envs[i].ID {
-			t.Errorf("event %d: version %d of command %s, want version %d of %s", i, e.Version, e.Metadata.CommandID, i+1, envs[i].ID)
-		}
-	}
-	for i, env := range envs {
-		st := h.statusOf(env.ID)
-		wantOutcome(t, st, StatusAccepted, "")
-		if *st.Version != int64(i+1) || !st.DecidedAt.Equal(decidedAt[env.ID]) {
-			t.Errorf("command %d: version %d decided %v, want version %d decided %v", i, *st.Version, st.DecidedAt, i+1, decidedAt[env.ID])
-		}
-	}
+	h.wantAppliedOnce(role, envs, decidedAt)
 }
 
 func TestWorkerDecidesAgainstTheJournal(t *testing.T) {
