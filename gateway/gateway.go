@@ -46,6 +46,8 @@ type AuthQueries interface {
 	Permissions(ctx context.Context, p authread.ListParams) ([]authread.Permission, error)
 	Role(ctx context.Context, id string) (*authread.Role, error)
 	Roles(ctx context.Context, p authread.ListParams) ([]authread.Role, error)
+	User(ctx context.Context, id string) (*authread.User, error)
+	Users(ctx context.Context, p authread.ListParams) ([]authread.User, error)
 }
 
 // Check is one readiness check; a nil error means ready.
@@ -65,9 +67,19 @@ type Config struct {
 	Metrics  *prometheus.Registry
 	OpenAPI  fs.FS // holds openapi.yaml
 	Logger   *slog.Logger
-	// Actor names the caller of a request. Until authentication lands every
-	// caller is "anonymous".
-	Actor func(r *http.Request) string
+
+	// Security.
+	Tokens    TokenVerifier
+	Issuer    TokenIssuer
+	Keys      JWKS
+	Sessions  Sessions
+	Access    AccessSource
+	Passwords Passwords
+	Logins    Logins
+	// AccessTTL is how long a user's permissions and status are cached: a
+	// revocation takes effect within it. Default and maximum 2s.
+	AccessTTL time.Duration
+
 	// MaxWait caps Prefer: wait and ?wait=. Default 30s.
 	MaxWait time.Duration
 }
@@ -81,14 +93,19 @@ func (c *Config) Validate() error {
 	if c.Bus == nil || c.Statuses == nil || c.Schemas == nil || c.Auth == nil {
 		errs = append(errs, errors.New("gateway: Bus, Statuses, Schemas and Auth are required"))
 	}
+	if c.Tokens == nil || c.Issuer == nil || c.Keys == nil || c.Sessions == nil || c.Access == nil ||
+		c.Passwords == nil || c.Logins == nil {
+		errs = append(errs, errors.New("gateway: Tokens, Issuer, Keys, Sessions, Access, Passwords and Logins are required"))
+	}
 	return errors.Join(errs...)
 }
 
-// Route is one registered route and the permission it requires.
+// Route is one registered route and the permission it requires: a
+// resource:action string, PermAuthenticated or PermPublic.
 type Route struct {
 	Method     string
 	Path       string
-	Permission string // "" only for public operational routes
+	Permission string
 }
 
 // Gateway is the HTTP handler of the API.
@@ -99,6 +116,7 @@ type Gateway struct {
 	log    *slog.Logger
 	routes []Route
 	http   *httpMetrics
+	access *accessCache
 }
 
 // New builds the gateway and its routes.
@@ -109,8 +127,8 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Actor == nil {
-		cfg.Actor = func(*http.Request) string { return "anonymous" }
+	if cfg.AccessTTL <= 0 || cfg.AccessTTL > 2*time.Second {
+		cfg.AccessTTL = 2 * time.Second
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 30 * time.Second
@@ -124,6 +142,7 @@ func New(cfg Config) (*Gateway, error) {
 		log:    cfg.Logger.With("component", "gateway"),
 		hub:    NewHub(cfg.Pool, cfg.Logger.With("component", "gateway.hub")),
 		http:   newHTTPMetrics(cfg.Metrics),
+		access: newAccessCache(cfg.Access, cfg.AccessTTL),
 	}
 	g.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, "not_found", "no such route")
@@ -133,6 +152,7 @@ func New(cfg Config) (*Gateway, error) {
 	})
 	g.router.Use(g.requestID, g.recoverer, g.instrument)
 	g.opsRoutes()
+	g.loginRoutes()
 	g.commandRoutes()
 	g.authRoutes()
 	return g, nil
@@ -147,23 +167,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.router.S
 // Routes lists every registered route with its permission.
 func (g *Gateway) Routes() []Route { return g.routes }
 
-// handle registers a route with the permission it requires.
+// handle registers a route behind the permission it requires.
 func (g *Gateway) handle(method, path, permission string, h http.HandlerFunc) {
 	g.routes = append(g.routes, Route{Method: method, Path: path, Permission: permission})
-	g.router.Handle(path, h).Methods(method)
+	g.router.Handle(path, g.authorize(permission, h)).Methods(method)
 }
 
 func (g *Gateway) opsRoutes() {
-	g.handle(http.MethodGet, "/healthz", "", func(w http.ResponseWriter, r *http.Request) {
+	g.handle(http.MethodGet, "/healthz", PermPublic, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	g.handle(http.MethodGet, "/readyz", "", g.readyz)
+	g.handle(http.MethodGet, "/readyz", PermPublic, g.readyz)
 	metrics := promhttp.HandlerFor(g.cfg.Metrics, promhttp.HandlerOpts{})
-	g.handle(http.MethodGet, "/metrics", "", metrics.ServeHTTP)
-	g.handle(http.MethodGet, "/openapi.yaml", "", g.openAPI)
+	g.handle(http.MethodGet, "/metrics", PermPublic, metrics.ServeHTTP)
+	g.handle(http.MethodGet, "/openapi.yaml", PermPublic, g.openAPI)
 	if g.cfg.OpenAPI != nil {
 		files := http.StripPrefix("/schemas/", http.FileServerFS(g.cfg.OpenAPI))
-		g.routes = append(g.routes, Route{Method: http.MethodGet, Path: "/schemas/"})
+		g.routes = append(g.routes, Route{Method: http.MethodGet, Path: "/schemas/", Permission: PermPublic})
 		g.router.PathPrefix("/schemas/").Methods(http.MethodGet).Handler(files)
 	}
 }

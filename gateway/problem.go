@@ -31,6 +31,14 @@ const (
 	codeBadHeader        = "invalid_header"
 	codeBadQuery         = "invalid_query"
 	codeMethod           = "method_not_allowed"
+	codeUnauthorized     = "unauthorized"
+	codeForbidden        = "forbidden"
+	codeBusy             = "busy"
+	codeTooManyAttempts  = "too_many_attempts"
+	// codeInvalidCredentials is the one answer to an unknown email, a
+	// wrong password and a disabled user.
+	codeInvalidCredentials = "invalid_credentials"
+	codeInvalidRefresh     = "invalid_refresh_token"
 )
 
 // statusOf maps a rejection or gateway code to its HTTP status. This is the
@@ -41,7 +49,8 @@ func statusOf(code string) int {
 		return http.StatusNotFound
 	case aggregates.CodeVersionConflict:
 		return http.StatusPreconditionFailed
-	case "permission_exists", "role_exists", "already_granted", aggregates.CodeAlreadyExists, aggregates.CodeDeleted:
+	case "permission_exists", "role_exists", "already_granted", "email_taken", "already_assigned",
+		"already_disabled", "already_enabled", aggregates.CodeAlreadyExists, aggregates.CodeDeleted:
 		return http.StatusConflict
 	case codeValidation, codeMalformedJSON, codeBadHeader, codeBadQuery:
 		return http.StatusBadRequest
@@ -49,8 +58,14 @@ func statusOf(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case codeUnsupportedMedia:
 		return http.StatusUnsupportedMediaType
-	case codeUnavailable:
+	case codeUnavailable, codeBusy:
 		return http.StatusServiceUnavailable
+	case codeUnauthorized, codeInvalidCredentials, codeInvalidRefresh:
+		return http.StatusUnauthorized
+	case codeForbidden:
+		return http.StatusForbidden
+	case codeTooManyAttempts:
+		return http.StatusTooManyRequests
 	case codeInternal:
 		return http.StatusInternalServerError
 	case codeMethod:
@@ -62,7 +77,7 @@ func statusOf(code string) int {
 // writeProblem writes a problem with the status belonging to code.
 func writeProblem(w http.ResponseWriter, r *http.Request, code, detail string, fields ...schemas.FieldError) {
 	status := statusOf(code)
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
 	w.Header().Set("Content-Type", "application/problem+json")

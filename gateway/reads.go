@@ -24,10 +24,11 @@ type page[T any] struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
-// listParams parses limit (clamped to MaxLimit), cursor and name.
-func listParams(r *http.Request) (authread.ListParams, string) {
+// listParams parses limit (clamped to MaxLimit), cursor and the route's
+// filter parameter.
+func listParams(r *http.Request, filter string) (authread.ListParams, string) {
 	q := r.URL.Query()
-	p := authread.ListParams{Limit: DefaultLimit, Name: q.Get("name")}
+	p := authread.ListParams{Limit: DefaultLimit, Name: q.Get(filter)}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
@@ -47,9 +48,9 @@ func listParams(r *http.Request) (authread.ListParams, string) {
 
 // list answers a paginated list; fetch gets limit+1 rows so the handler
 // knows whether a next page exists.
-func list[T any](g *Gateway, fetch func(context.Context, authread.ListParams) ([]T, error), id func(T) string) http.HandlerFunc {
+func list[T any](g *Gateway, filter string, fetch func(context.Context, authread.ListParams) ([]T, error), id func(T) string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, bad := listParams(r)
+		p, bad := listParams(r, filter)
 		if bad != "" {
 			writeProblem(w, r, codeBadQuery, bad)
 			return

@@ -33,6 +33,9 @@ type write struct {
 	// path it lives at.
 	Read func(ctx context.Context, id string) (any, int64, error)
 	Path string // resource collection, e.g. "/roles"
+	// Secret names a body field ("password") that is hashed and staged
+	// instead of travelling in the command.
+	Secret string
 }
 
 // accepted is the 202 body.
@@ -60,12 +63,19 @@ func (g *Gateway) submit(wr write) http.HandlerFunc {
 			writeProblem(w, r, code, detail)
 			return
 		}
-		payload, code, detail := buildPayload(body, wr.FromPath, mux.Vars(r))
+		obj, code, detail := buildPayload(body, wr.FromPath, mux.Vars(r))
 		if code != "" {
 			writeProblem(w, r, code, detail)
 			return
 		}
-		fields, err := g.cfg.Schemas.ValidateCommand(wr.Type, payload)
+		secret, fields := takeSecret(obj, wr.Secret)
+		payload, err := json.Marshal(obj)
+		if err != nil {
+			g.internal(w, r, err)
+			return
+		}
+		more, err := g.cfg.Schemas.ValidateCommand(wr.Type, payload)
+		fields = append(fields, more...)
 		if err != nil {
 			g.internal(w, r, err)
 			return
@@ -74,12 +84,22 @@ func (g *Gateway) submit(wr write) http.HandlerFunc {
 			writeProblem(w, r, codeValidation, "the request body is not valid", fields...)
 			return
 		}
-		env, detail := g.envelope(r, wr, aggID, payload)
+		env, detail, ok := g.envelope(r, wr, aggID, payload)
+		if !ok {
+			writeProblem(w, r, codeUnauthorized, "authentication required")
+			return
+		}
 		if detail != "" {
 			writeProblem(w, r, codeBadHeader, detail)
 			return
 		}
-		st, ok := g.record(w, r, env, body)
+		sub := commands.Submission{Envelope: env}
+		if wr.Secret != "" {
+			if sub.Secret, ok = g.hashSecret(w, r, wr.Secret, secret); !ok {
+				return
+			}
+		}
+		st, ok := g.record(w, r, sub, body)
 		if !ok {
 			return
 		}
@@ -107,9 +127,9 @@ func readBody(w http.ResponseWriter, r *http.Request, want bool) (body []byte, c
 	return body, "", ""
 }
 
-// buildPayload parses the body as a JSON object (duplicates and trailing
-// data refused) and adds the path variables.
-func buildPayload(body []byte, fromPath, vars map[string]string) (json.RawMessage, string, string) {
+// buildPayload parses the body as a JSON object (trailing data refused)
+// and adds the path variables.
+func buildPayload(body []byte, fromPath, vars map[string]string) (map[string]json.RawMessage, string, string) {
 	obj := map[string]json.RawMessage{}
 	if body != nil {
 		dec := json.NewDecoder(strings.NewReader(string(body)))
@@ -127,11 +147,7 @@ func buildPayload(body []byte, fromPath, vars map[string]string) (json.RawMessag
 		b, _ := json.Marshal(vars[v])
 		obj[field] = b
 	}
-	out, err := json.Marshal(obj)
-	if err != nil {
-		return nil, codeMalformedJSON, err.Error()
-	}
-	return out, "", ""
+	return obj, "", ""
 }
 
 func jsonErr(err error) string {
@@ -148,40 +164,47 @@ func jsonErr(err error) string {
 
 var idempotencyKey = regexp.MustCompile(`^[\x21-\x7e]{1,200}$`)
 
-// envelope builds the command envelope from the request's headers.
-func (g *Gateway) envelope(r *http.Request, wr write, aggID string, payload json.RawMessage) (*commands.Envelope, string) {
-	env := &commands.Envelope{
+// envelope builds the command envelope from the request's principal and
+// headers; ok is false without a principal.
+func (g *Gateway) envelope(r *http.Request, wr write, aggID string, payload json.RawMessage) (env *commands.Envelope, detail string, ok bool) {
+	p, ok := principalFrom(r.Context())
+	if !ok {
+		return nil, "", false
+	}
+	env = &commands.Envelope{
 		ID:            commands.NewID(),
 		Type:          wr.Type,
 		AggregateID:   aggID,
-		Actor:         commands.Actor{UserID: g.cfg.Actor(r)},
+		Actor:         commands.Actor{UserID: p.UserID},
 		IssuedAt:      time.Now().UTC(),
 		CorrelationID: requestIDFrom(r.Context()),
 		Payload:       payload,
 	}
 	if k := r.Header.Get("Idempotency-Key"); k != "" {
 		if !idempotencyKey.MatchString(k) {
-			return nil, "Idempotency-Key must be 1-200 visible ASCII characters"
+			return nil, "Idempotency-Key must be 1-200 visible ASCII characters", true
 		}
 		env.IdempotencyKey = k
 	}
 	if m := r.Header.Get("If-Match"); m != "" && !wr.Creates {
 		v, err := strconv.ParseInt(strings.Trim(strings.TrimSpace(m), `"`), 10, 64)
 		if err != nil || v < 1 {
-			return nil, `If-Match must be an ETag of this API, like "3"`
+			return nil, `If-Match must be an ETag of this API, like "3"`, true
 		}
 		env.ExpectedVersion = &v
 	}
-	return env, ""
+	return env, "", true
 }
 
 // record writes the pending row and produces the command. It answers the
 // request itself and returns false when it could not.
-func (g *Gateway) record(w http.ResponseWriter, r *http.Request, env *commands.Envelope, body []byte) (*commands.Status, bool) {
+func (g *Gateway) record(w http.ResponseWriter, r *http.Request, sub commands.Submission, body []byte) (*commands.Status, bool) {
+	env := sub.Envelope
 	h := sha256.New()
 	h.Write([]byte(r.Method + " " + r.URL.Path + "\n" + r.Header.Get("If-Match") + "\n"))
 	h.Write(body)
-	st, existing, err := g.cfg.Statuses.InsertPending(r.Context(), commands.Submission{Envelope: env, RequestHash: h.Sum(nil)})
+	sub.RequestHash = h.Sum(nil)
+	st, existing, err := g.cfg.Statuses.InsertPending(r.Context(), sub)
 	switch {
 	case errors.Is(err, commands.ErrIdempotencyReused):
 		writeProblem(w, r, codeIdempotencyReuse, "this Idempotency-Key was used for a different request")

@@ -23,6 +23,7 @@ usage:
   strata gateway  [flags]   the HTTP API (needs STRATA_DATABASE_URL, STRATA_KAFKA_BROKERS, STRATA_COMMAND_KEY)
   strata service NAME [flags]  one service's worker, relay and projectors (NAME: auth)
   strata migrate  [flags]   apply database migrations and exit
+  strata admin rotate-keys  add a new JWT signing key (gateways pick it up without a restart)
 
 Run "strata MODE -h" for a mode's flags. Every flag has a STRATA_* variable.
 `
@@ -64,6 +65,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		m, err = parse(&cfg, mode, rest[1:], stderr, func() Main { return NewServiceMain(cfg, name) })
 	case config.ModeMigrate:
 		m, err = parse(&cfg, mode, rest, stderr, func() Main { return NewMigrateMain(cfg) })
+	case config.ModeAdmin:
+		if len(rest) == 0 {
+			fmt.Fprintln(stderr, "strata admin: name an action (rotate-keys)")
+			return 2
+		}
+		action := rest[0]
+		m, err = parse(&cfg, mode, rest[1:], stderr, func() Main { return NewAdminMain(cfg, action, stdout) })
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -21,6 +21,7 @@ func startDev(t *testing.T, dataDir, dbURL string) *Dev {
 	cfg.HTTPAddr, cfg.KafkaAddr, cfg.DataDir, cfg.DatabaseURL = "127.0.0.1:0", "127.0.0.1:0", dataDir, dbURL
 	cfg.Partitions = 3
 	cfg.LogLevel = "warn"
+	cfg.AdminEmail, cfg.AdminPassword = adminEmail, adminPassword
 	d := NewDev(cfg, io.Discard)
 	if err := d.Run(context.Background()); err != nil {
 		_ = d.Close()
@@ -29,10 +30,37 @@ func startDev(t *testing.T, dataDir, dbURL string) *Dev {
 	return d
 }
 
-// client drives the HTTP API of one running platform.
+// The bootstrap admin of every test platform.
+const (
+	adminEmail    = "admin@example.com"
+	adminPassword = "correct horse battery staple"
+)
+
+// client drives the HTTP API of one running platform, with a bearer token
+// once logged in.
 type client struct {
-	t    *testing.T
-	base string
+	t     *testing.T
+	base  string
+	token string
+}
+
+// login signs in and keeps the access token; it returns the token pair.
+func (c *client) login(email, password string) reply {
+	c.t.Helper()
+	r := c.do("POST", "/auth/login", `{"email":"`+email+`","password":"`+password+`"}`)
+	if r.Status != 200 {
+		c.t.Fatalf("login %s: %d %s", email, r.Status, r.Raw)
+	}
+	c.token = r.str("access_token")
+	return r
+}
+
+// admin returns a client of d logged in as the bootstrap admin.
+func admin(t *testing.T, d *Dev) *client {
+	t.Helper()
+	c := &client{t: t, base: d.URL()}
+	c.login(adminEmail, adminPassword)
+	return c
 }
 
 type reply struct {
@@ -54,6 +82,9 @@ func (c *client) do(method, path, body string, headers ...string) reply {
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
@@ -98,15 +129,15 @@ func expectCode(t *testing.T, r reply, status int, code string) {
 func TestDevEndToEnd(t *testing.T) {
 	dir, db := t.TempDir(), testkit.Postgres(t)
 	d := startDev(t, dir, db)
-	c := &client{t: t, base: d.URL()}
+	c := admin(t, d)
 
 	testkit.Eventually(t, 20e9, func() bool { return c.do("GET", "/readyz", "").Status == 200 }, "never ready")
 
 	var roleID, permID string
 	t.Run("CreatesWithWait", func(t *testing.T) {
-		r := c.wait("POST", "/permissions", `{"name":"roles:read","description":"read roles"}`, 201)
+		r := c.wait("POST", "/permissions", `{"name":"reports:read","description":"read reports"}`, 201)
 		permID = r.str("id")
-		if r.str("name") != "roles:read" || r.Body["version"] != 1.0 || r.Header.Get("ETag") != `"1"` {
+		if r.str("name") != "reports:read" || r.Body["version"] != 1.0 || r.Header.Get("ETag") != `"1"` {
 			t.Fatalf("permission %s", r.Raw)
 		}
 		r = c.wait("POST", "/roles", `{"name":"Operators","description":"ops"}`, 201)
@@ -139,7 +170,7 @@ func TestDevEndToEnd(t *testing.T) {
 		expectCode(t, c.wait("POST", "/roles/"+roleID+"/permissions", `{"permission_id":"`+permID+`"}`, 409), 409, "already_granted")
 		expectCode(t, c.wait("POST", "/roles/"+roleID+"/permissions", `{"permission_id":"01a2297c-52ef-750b-9b53-749a13df5dd9"}`, 422), 422, "permission_not_found")
 		expectCode(t, c.wait("POST", "/roles", `{"name":"OPERATORS"}`, 409), 409, "role_exists")
-		expectCode(t, c.wait("POST", "/permissions", `{"name":"roles:read"}`, 409), 409, "permission_exists")
+		expectCode(t, c.wait("POST", "/permissions", `{"name":"reports:read"}`, 409), 409, "permission_exists")
 	})
 	t.Run("ChecksVersions", func(t *testing.T) {
 		expectCode(t, c.wait("PATCH", "/roles/"+roleID, `{"name":"Ops"}`, 412, "If-Match", `"1"`), 412, "version_conflict")
@@ -215,7 +246,7 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	d = startDev(t, dir, db)
 	defer d.Close()
-	c.base = d.URL()
+	c = admin(t, d)
 	testkit.Eventually(t, 20e9, func() bool { return c.do("GET", "/readyz", "").Status == 200 }, "never ready after restart")
 	t.Run("KeepsStateAcrossRestart", func(t *testing.T) {
 		r := c.do("GET", "/roles/"+roleID, "")
@@ -237,7 +268,7 @@ func TestDevEndToEnd(t *testing.T) {
 func TestDevKeepsKafkaHistoryAcrossRestart(t *testing.T) {
 	dir, db := t.TempDir(), testkit.Postgres(t)
 	d := startDev(t, dir, db)
-	c := &client{t: t, base: d.URL()}
+	c := admin(t, d)
 	for _, n := range []string{"K1", "K2", "K3"} {
 		r := c.wait("POST", "/roles", `{"name":"`+n+`"}`, 201)
 		c.wait("PATCH", "/roles/"+r.str("id"), `{"name":"`+n+`-renamed"}`, 200)
@@ -247,15 +278,24 @@ func TestDevKeepsKafkaHistoryAcrossRestart(t *testing.T) {
 	}
 	d = startDev(t, dir, db)
 	defer d.Close()
-	readTopic(t, d.KafkaAddr(), "auth.role", 6)
+	var want int
+	if err := d.pool.QueryRow(context.Background(), `SELECT count(*) FROM auth.events WHERE aggregate_type='role'`).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	if want < 6 {
+		t.Fatalf("the journal holds %d role events", want)
+	}
+	readTopic(t, d.KafkaAddr(), "auth.role", want)
 }
 
 func TestDevStreamsCommandStatus(t *testing.T) {
 	d := startDev(t, t.TempDir(), testkit.Postgres(t))
 	defer d.Close()
-	c := &client{t: t, base: d.URL()}
+	c := admin(t, d)
 	r := c.do("POST", "/roles", `{"name":"Streamed"}`)
-	res, err := http.Get(d.URL() + r.str("status_url") + "/stream")
+	req, _ := http.NewRequest("GET", d.URL()+r.str("status_url")+"/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,10 +14,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
+	authdomain "github.com/strata-cqrs/strata/aggregates/auth"
 	"github.com/strata-cqrs/strata/commands"
 	"github.com/strata-cqrs/strata/internal/config"
 	"github.com/strata-cqrs/strata/internal/kafka"
 	"github.com/strata-cqrs/strata/internal/postgres"
+	"github.com/strata-cqrs/strata/internal/tokens"
 )
 
 // proc holds what a running mode owns and closes it in reverse order.
@@ -44,9 +46,9 @@ func (p *proc) connect(ctx context.Context, url string) error {
 }
 
 // launch starts the node's components and, with an address, the gateway.
-func (p *proc) launch(n *node, withGateway bool) error {
+func (p *proc) launch(ctx context.Context, n *node, withGateway bool) error {
 	if withGateway {
-		g, bus, err := n.addGateway()
+		g, bus, err := n.addGateway(ctx)
 		if err != nil {
 			return err
 		}
@@ -150,11 +152,24 @@ func (d *Dev) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := d.launch(n, true); err != nil {
+	if err := d.launch(ctx, n, true); err != nil {
 		return err
+	}
+	res, err := n.bootstrap(ctx, d.bus, &d.cfg, true)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
 	}
 	fmt.Fprintf(d.out, "strata dev is running\n  HTTP      %s  (try %s/readyz)\n  Kafka     %s\n  Postgres  %s\n  Data dir  %s\n",
 		d.URL(), d.URL(), d.kafkaAddr, d.pgSource, dir)
+	switch {
+	case res.GeneratedPassword != "":
+		fmt.Fprintf(d.out, "  Admin     %s / %s  (generated now and shown once; set STRATA_ADMIN_PASSWORD to choose it)\n",
+			d.cfg.AdminEmail, res.GeneratedPassword)
+	case res.AdminCreated:
+		fmt.Fprintf(d.out, "  Admin     %s (password from STRATA_ADMIN_PASSWORD)\n", d.cfg.AdminEmail)
+	default:
+		fmt.Fprintf(d.out, "  Admin     %s (created on the first start)\n", d.cfg.AdminEmail)
+	}
 	return nil
 }
 
@@ -180,7 +195,7 @@ func (m *GatewayMain) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.launch(n, true); err != nil {
+	if err := m.launch(ctx, n, true); err != nil {
 		return err
 	}
 	m.log.Info("gateway serving", "url", m.URL())
@@ -228,12 +243,63 @@ func (m *ServiceMain) Run(ctx context.Context) error {
 	if err := n.addService(s); err != nil {
 		return err
 	}
-	if err := m.launch(n, false); err != nil {
+	if err := m.launch(ctx, n, false); err != nil {
 		return err
+	}
+	if s.Name == authdomain.Service {
+		if err := m.bootstrapAuth(ctx, n); err != nil {
+			return err
+		}
 	}
 	m.log.Info("service running")
 	return nil
 }
+
+// bootstrapAuth runs the auth bootstrap with a bus of its own.
+func (m *ServiceMain) bootstrapAuth(ctx context.Context, n *node) error {
+	bus, err := commands.NewBus(commands.BusConfig{Brokers: n.brokers, Key: n.key, Logger: m.log})
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	res, err := n.bootstrap(ctx, bus, &m.cfg, false)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	m.log.Info("bootstrap done", "commands", res.Created, "admin_created", res.AdminCreated)
+	return nil
+}
+
+// AdminMain runs one administrative action and exits.
+type AdminMain struct {
+	proc
+	action string
+	out    io.Writer
+}
+
+// NewAdminMain returns the admin mode for an action (rotate-keys).
+func NewAdminMain(cfg config.Config, action string, out io.Writer) *AdminMain {
+	return &AdminMain{proc: proc{cfg: cfg, log: cfg.Logger()}, action: action, out: out}
+}
+
+// Run performs the action.
+func (m *AdminMain) Run(ctx context.Context) error {
+	if m.action != "rotate-keys" {
+		return fmt.Errorf("unknown admin action %q (known: rotate-keys)", m.action)
+	}
+	if err := m.connect(ctx, m.cfg.DatabaseURL); err != nil {
+		return err
+	}
+	kid, err := tokens.NewKeys(m.pool, authdomain.Service, m.log).Rotate(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.out, "new signing key %s; gateways use it within 5 s, and tokens of the previous key stay valid until they expire\n", kid)
+	return nil
+}
+
+// Once tells main not to wait for a signal.
+func (m *AdminMain) Once() bool { return true }
 
 // MigrateMain applies migrations and exits.
 type MigrateMain struct{ proc }

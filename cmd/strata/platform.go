@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,10 +18,13 @@ import (
 	"github.com/strata-cqrs/strata/aggregates"
 	authdomain "github.com/strata-cqrs/strata/aggregates/auth"
 	"github.com/strata-cqrs/strata/commands"
+	authcmd "github.com/strata-cqrs/strata/commands/auth"
 	"github.com/strata-cqrs/strata/gateway"
 	"github.com/strata-cqrs/strata/internal/config"
 	"github.com/strata-cqrs/strata/internal/kafka"
+	"github.com/strata-cqrs/strata/internal/password"
 	"github.com/strata-cqrs/strata/internal/postgres"
+	"github.com/strata-cqrs/strata/internal/tokens"
 	"github.com/strata-cqrs/strata/projections"
 	authread "github.com/strata-cqrs/strata/projections/auth"
 	"github.com/strata-cqrs/strata/schemas"
@@ -65,6 +69,7 @@ func migrations() []postgres.Migration {
 		names = append(names, s.Name)
 	}
 	ms := commands.Migrations(names...)
+	ms = append(ms, postgres.Migration{Component: "auth.tokens", Version: 1, SQL: tokens.Migration(authdomain.Service)})
 	for _, s := range services() {
 		for _, p := range s.Projections {
 			ms = append(ms, p.AllMigrations()...)
@@ -110,6 +115,7 @@ type node struct {
 	metrics *prometheus.Registry
 	runners []runner
 	checks  []gateway.Check
+	hasher  *password.Hasher
 }
 
 func newNode(log *slog.Logger, pool *pgxpool.Pool, brokers []string, key commands.Key) (*node, error) {
@@ -119,7 +125,8 @@ func newNode(log *slog.Logger, pool *pgxpool.Pool, brokers []string, key command
 	}
 	m := prometheus.NewRegistry()
 	m.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	n := &node{log: log, pool: pool, brokers: brokers, key: key, reg: reg, metrics: m}
+	n := &node{log: log, pool: pool, brokers: brokers, key: key, reg: reg, metrics: m,
+		hasher: password.NewHasher(password.OWASP, runtime.NumCPU())}
 	n.checks = []gateway.Check{
 		{Name: "postgres", Check: func(ctx context.Context) error { return pool.Ping(ctx) }},
 		{Name: "kafka", Check: func(ctx context.Context) error { return kafka.Ping(ctx, brokers) }},
@@ -170,25 +177,43 @@ func (n *node) addService(s service) error {
 }
 
 // addGateway builds the gateway and its bus; the caller closes the bus.
-func (n *node) addGateway() (*gateway.Gateway, *commands.Bus, error) {
+func (n *node) addGateway(ctx context.Context) (*gateway.Gateway, *commands.Bus, error) {
 	sch, err := schemas.Load()
 	if err != nil {
 		return nil, nil, err
 	}
+	keys := tokens.NewKeys(n.pool, authdomain.Service, n.log)
+	if err := keys.EnsureOne(ctx); err != nil {
+		return nil, nil, err
+	}
+	if err := keys.Refresh(ctx); err != nil {
+		return nil, nil, err
+	}
+	n.runners = append(n.runners, keys)
+	tcfg := tokens.Config{}.WithDefaults()
+	sessions := tokens.NewSessions(n.pool, authdomain.Service, tcfg)
+	reads := authread.NewStore(n.pool)
 	bus, err := commands.NewBus(commands.BusConfig{Brokers: n.brokers, Key: n.key, Logger: n.log})
 	if err != nil {
 		return nil, nil, err
 	}
 	g, err := gateway.New(gateway.Config{
-		Pool:     n.pool,
-		Bus:      bus,
-		Statuses: commands.NewStatusStore(n.pool),
-		Schemas:  sch,
-		Auth:     authread.NewStore(n.pool),
-		Checks:   n.checks,
-		Metrics:  n.metrics,
-		OpenAPI:  schemas.FS,
-		Logger:   n.log,
+		Pool:      n.pool,
+		Bus:       bus,
+		Statuses:  commands.NewStatusStore(n.pool),
+		Schemas:   sch,
+		Auth:      reads,
+		Checks:    n.checks,
+		Metrics:   n.metrics,
+		OpenAPI:   schemas.FS,
+		Logger:    n.log,
+		Tokens:    tokens.NewVerifier(keys, tcfg),
+		Issuer:    tokens.NewIssuer(keys, tcfg),
+		Keys:      keys,
+		Sessions:  sessions,
+		Access:    accessSource{reads, sessions},
+		Passwords: n.hasher,
+		Logins:    authcmd.NewLogins(n.pool, n.reg, n.log),
 	})
 	if err != nil {
 		_ = bus.Close()
@@ -196,6 +221,21 @@ func (n *node) addGateway() (*gateway.Gateway, *commands.Bus, error) {
 	}
 	n.runners = append(n.runners, g)
 	return g, bus, nil
+}
+
+// accessSource joins the read model's permissions and the revoked sessions.
+type accessSource struct {
+	*authread.Store
+	*tokens.Sessions
+}
+
+// bootstrap creates the built-in permissions, the admin role and the admin
+// user through ordinary commands; it is idempotent.
+func (n *node) bootstrap(ctx context.Context, bus *commands.Bus, cfg *config.Config, generate bool) (authcmd.BootstrapResult, error) {
+	return authcmd.Bootstrap(ctx, authcmd.BootstrapConfig{
+		Pool: n.pool, Registry: n.reg, Bus: bus, Hasher: n.hasher, Logger: n.log,
+		AdminEmail: cfg.AdminEmail, AdminPassword: cfg.AdminPassword, GeneratePassword: generate,
+	})
 }
 
 // start runs every component in the background until ctx is done.

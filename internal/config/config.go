@@ -25,6 +25,8 @@ type Config struct {
 	Partitions        int      // STRATA_TOPIC_PARTITIONS
 	ReplicationFactor int      // STRATA_TOPIC_REPLICATION_FACTOR
 	MinISR            int      // STRATA_TOPIC_MIN_ISR
+	AdminEmail        string   // STRATA_ADMIN_EMAIL
+	AdminPassword     string   // STRATA_ADMIN_PASSWORD
 }
 
 // Default returns the defaults.
@@ -37,6 +39,7 @@ func Default() Config {
 		Partitions:        6,
 		ReplicationFactor: 1,
 		MinISR:            1,
+		AdminEmail:        "admin@strata.local",
 	}
 }
 
@@ -65,6 +68,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("STRATA_LOG_LEVEL", &c.LogLevel)
 	str("STRATA_DATA_DIR", &c.DataDir)
 	str("STRATA_KAFKA_ADDR", &c.KafkaAddr)
+	str("STRATA_ADMIN_EMAIL", &c.AdminEmail)
+	c.AdminPassword = getenv("STRATA_ADMIN_PASSWORD")
 	if v := getenv("STRATA_KAFKA_BROKERS"); v != "" {
 		c.KafkaBrokers = SplitList(v)
 	}
@@ -91,13 +96,14 @@ const (
 	ModeGateway = "gateway"
 	ModeService = "service"
 	ModeMigrate = "migrate"
+	ModeAdmin   = "admin"
 )
 
 // Bind registers the flags of a mode on fs, defaulting to c's values.
 func (c *Config) Bind(fs *flag.FlagSet, mode string) {
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "Postgres URL (STRATA_DATABASE_URL)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (STRATA_LOG_LEVEL)")
-	if mode == ModeMigrate {
+	if mode == ModeMigrate || mode == ModeAdmin {
 		return
 	}
 	if mode == ModeDev || mode == ModeGateway {
@@ -127,12 +133,15 @@ func (c *Config) Validate(mode string) error {
 	if c.ReplicationFactor < 1 || c.MinISR < 1 || c.MinISR > c.ReplicationFactor {
 		errs = append(errs, errors.New("need 1 <= STRATA_TOPIC_MIN_ISR <= STRATA_TOPIC_REPLICATION_FACTOR"))
 	}
+	if p := c.AdminPassword; p != "" && (len([]rune(p)) < 12 || len([]rune(p)) > 128) {
+		errs = append(errs, errors.New("STRATA_ADMIN_PASSWORD must be 12-128 characters"))
+	}
 	switch mode {
 	case ModeDev:
 		if c.DataDir == "" || c.KafkaAddr == "" || c.HTTPAddr == "" {
 			errs = append(errs, errors.New("dev needs --data-dir, --kafka-addr and --http-addr"))
 		}
-	case ModeMigrate:
+	case ModeMigrate, ModeAdmin:
 		if c.DatabaseURL == "" {
 			errs = append(errs, errors.New("STRATA_DATABASE_URL is required"))
 		}
