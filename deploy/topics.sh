@@ -40,6 +40,7 @@ auth.commands.dlq
 auth.permission
 auth.role
 auth.user
+auth.login
 
 # account
 account.commands
