@@ -17,7 +17,10 @@ import (
 // Migrations returns the schema of the command status table and of each
 // service's journal. Each service's journal lives in its own schema.
 func Migrations(services ...string) []postgres.Migration {
-	ms := []postgres.Migration{{Component: "strata.commands", Version: 1, SQL: statusSchema}}
+	ms := []postgres.Migration{
+		{Component: "strata.commands", Version: 1, SQL: statusSchema},
+		{Component: "strata.commands", Version: 2, SQL: `CREATE INDEX commands_accepted ON strata.commands (decided_at) WHERE status = 'accepted';`},
+	}
 	for _, s := range services {
 		ms = append(ms,
 			postgres.Migration{Component: s + ".journal", Version: 1, SQL: journalSchema(s)},

@@ -15,7 +15,7 @@ import (
 
 // startDev runs `strata dev`'s Main on :0 ports with a data dir and
 // database of the test's own.
-func startDev(t *testing.T, dataDir, dbURL string) *Dev {
+func startDev(t testing.TB, dataDir, dbURL string) *Dev {
 	t.Helper()
 	cfg := config.Default()
 	cfg.HTTPAddr, cfg.KafkaAddr, cfg.DataDir, cfg.DatabaseURL = "127.0.0.1:0", "127.0.0.1:0", dataDir, dbURL
@@ -39,7 +39,7 @@ const (
 // client drives the HTTP API of one running platform, with a bearer token
 // once logged in.
 type client struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 }
@@ -56,7 +56,7 @@ func (c *client) login(email, password string) reply {
 }
 
 // admin returns a client of d logged in as the bootstrap admin.
-func admin(t *testing.T, d *Dev) *client {
+func admin(t testing.TB, d *Dev) *client {
 	t.Helper()
 	c := &client{t: t, base: d.URL()}
 	c.login(adminEmail, adminPassword)

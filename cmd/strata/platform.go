@@ -130,8 +130,24 @@ func newNode(log *slog.Logger, pool *pgxpool.Pool, brokers []string, key command
 	n.checks = []gateway.Check{
 		{Name: "postgres", Check: func(ctx context.Context) error { return pool.Ping(ctx) }},
 		{Name: "kafka", Check: func(ctx context.Context) error { return kafka.Ping(ctx, brokers) }},
+		lagCheck("projection.lag", func(ctx context.Context) (time.Duration, error) { return commands.ProjectionLag(ctx, pool) }),
 	}
 	return n, nil
+}
+
+// MaxLag is how far behind the relay or the projections may fall before
+// /readyz reports the platform not ready.
+const MaxLag = 30 * time.Second
+
+// lagCheck fails when a lag exceeds MaxLag.
+func lagCheck(name string, lag func(context.Context) (time.Duration, error)) gateway.Check {
+	return gateway.Check{Name: name, Check: func(ctx context.Context) error {
+		d, err := lag(ctx)
+		if err == nil && d > MaxLag {
+			err = fmt.Errorf("%s behind (more than %s)", d.Round(time.Second), MaxLag)
+		}
+		return err
+	}}
 }
 
 // add registers a component and, when it can say so, its readiness.
@@ -164,6 +180,9 @@ func (n *node) addService(s service) error {
 		return err
 	}
 	n.add(s.Name+".relay", r)
+	n.checks = append(n.checks, lagCheck(s.Name+".relay.lag", func(ctx context.Context) (time.Duration, error) {
+		return commands.RelayLag(ctx, n.pool, s.Name)
+	}))
 	for _, p := range s.Projections {
 		pr, err := projections.New(projections.Config{
 			Projection: p, Brokers: n.brokers, Pool: n.pool, Decoder: n.reg, Mark: commands.MarkProjected, Logger: n.log,

@@ -1,0 +1,29 @@
+package commands
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ProjectionLag returns how long the oldest accepted command has waited to
+// be projected (0 when none waits). Readiness checks compare it with a
+// bound: a stuck projector shows here whatever its cause.
+func ProjectionLag(ctx context.Context, q Querier) (time.Duration, error) {
+	return age(ctx, q, `SELECT min(decided_at) FROM strata.commands WHERE status = 'accepted'`)
+}
+
+// RelayLag returns how long a service's oldest unpublished event has
+// waited for the relay (0 when none waits).
+func RelayLag(ctx context.Context, q Querier, service string) (time.Duration, error) {
+	return age(ctx, q, `SELECT min(occurred_at) FROM `+pgx.Identifier{service}.Sanitize()+`.events WHERE published_at IS NULL`)
+}
+
+func age(ctx context.Context, q Querier, sql string) (time.Duration, error) {
+	var oldest *time.Time
+	if err := q.QueryRow(ctx, sql).Scan(&oldest); err != nil || oldest == nil {
+		return 0, err
+	}
+	return max(time.Since(*oldest), 0), nil
+}
