@@ -163,18 +163,35 @@ func (j *Journal) Load(ctx context.Context, q Querier, def *aggregates.Definitio
 // code; the caller must then roll back to a savepoint. It returns the
 // written rows and updates a in place.
 func (j *Journal) Append(ctx context.Context, tx pgx.Tx, a *Aggregate, events []aggregates.Event, meta Metadata, now time.Time) ([]JournalEvent, error) {
-	before := a.Def.Keys(a.State)
-	state := a.State
-	for _, e := range events {
-		state = a.Def.Evolve(state, e)
-	}
-	if err := j.moveKeys(ctx, tx, a.ID, before, a.Def.Keys(state)); err != nil {
+	p, err := plan(a, events, meta, now)
+	if err != nil {
 		return nil, err
 	}
-	rows := make([]JournalEvent, len(events))
-	batch := &pgx.Batch{}
+	if err := j.moveKeys(ctx, tx, a.ID, p.before, p.after); err != nil {
+		return nil, err
+	}
+	if err := j.insertEvents(ctx, tx, p.rows); err != nil {
+		return nil, fmt.Errorf("journal append %s: %w", a.ID, err)
+	}
+	p.apply(a)
+	return p.rows, nil
+}
+
+// appendPlan is what appending events to an aggregate will write: the rows
+// with their hash chain, the unique keys before and after, the new state.
+type appendPlan struct {
+	rows          []JournalEvent
+	before, after []aggregates.UniqueKey
+	state         any
+}
+
+// plan computes an append without touching the database.
+func plan(a *Aggregate, events []aggregates.Event, meta Metadata, now time.Time) (*appendPlan, error) {
+	p := &appendPlan{before: a.Def.Keys(a.State), state: a.State, rows: make([]JournalEvent, len(events))}
 	prev := a.LastHash
+	at := now.UTC().Truncate(time.Microsecond)
 	for i, e := range events {
+		p.state = a.Def.Evolve(p.state, e)
 		data, err := CanonicalJSONOf(e)
 		if err != nil {
 			return nil, err
@@ -187,25 +204,54 @@ func (j *Journal) Append(ctx context.Context, tx pgx.Tx, a *Aggregate, events []
 			Type:          a.Def.QualifiedEvent(e),
 			Data:          data,
 			Metadata:      meta,
-			OccurredAt:    now.UTC().Truncate(time.Microsecond),
+			OccurredAt:    at,
 			PrevHash:      prev,
 		}
 		if r.Hash, err = r.ComputeHash(); err != nil {
 			return nil, err
 		}
 		prev = r.Hash
-		rows[i] = r
-		batch.Queue(`INSERT INTO `+j.schema+`.events
-			(event_id, aggregate_type, aggregate_id, version, type, data, metadata, occurred_at, prev_hash, hash)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
-			r.EventID, r.AggregateType, r.AggregateID, r.Version, r.Type, string(r.Data), r.Metadata,
-			r.OccurredAt, r.PrevHash, r.Hash)
+		p.rows[i] = r
 	}
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-		return nil, fmt.Errorf("journal append %s: %w", a.ID, err)
+	p.after = a.Def.Keys(p.state)
+	return p, nil
+}
+
+// apply moves a past the planned events.
+func (p *appendPlan) apply(a *Aggregate) {
+	if n := len(p.rows); n > 0 {
+		a.Version, a.LastHash = p.rows[n-1].Version, p.rows[n-1].Hash
 	}
-	a.State, a.Version, a.LastHash = state, a.Version+int64(len(events)), prev
-	return rows, nil
+	a.State = p.state
+}
+
+// insertEventsSQL inserts any number of journal rows in one statement.
+const insertEventsSQL = `.events
+	(event_id, aggregate_type, aggregate_id, version, type, data, metadata, occurred_at, prev_hash, hash)
+	SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::text[], $6::jsonb[], $7::jsonb[],
+		$8::timestamptz[], $9::bytea[], $10::bytea[])`
+
+// insertEvents writes rows in one round trip.
+func (j *Journal) insertEvents(ctx context.Context, q Querier, rows []JournalEvent) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := q.Exec(ctx, `INSERT INTO `+j.schema+insertEventsSQL, eventColumns(rows)...)
+	return err
+}
+
+// eventColumns turns rows into the column arrays of insertEventsSQL.
+func eventColumns(rows []JournalEvent) []any {
+	n := len(rows)
+	ids, types, aggs, etypes := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	versions, at := make([]int64, n), make([]time.Time, n)
+	data, meta, prev, hash := make([]string, n), make([]string, n), make([][]byte, n), make([][]byte, n)
+	for i, r := range rows {
+		m, _ := json.Marshal(r.Metadata)
+		ids[i], types[i], aggs[i], versions[i], etypes[i] = r.EventID, r.AggregateType, r.AggregateID, r.Version, r.Type
+		data[i], meta[i], at[i], prev[i], hash[i] = string(r.Data), string(m), r.OccurredAt, r.PrevHash, r.Hash
+	}
+	return []any{ids, types, aggs, versions, etypes, data, meta, at, prev, hash}
 }
 
 // moveKeys releases keys in before but not in after, then claims keys in

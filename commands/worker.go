@@ -33,6 +33,9 @@ type WorkerConfig struct {
 	BatchWait time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// CacheSize bounds how many aggregate states the worker keeps between
+	// batches. Default 100000.
+	CacheSize int
 }
 
 func (c *WorkerConfig) setDefaults() {
@@ -44,6 +47,9 @@ func (c *WorkerConfig) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.CacheSize <= 0 {
+		c.CacheSize = 100_000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -77,11 +83,15 @@ func (c *WorkerConfig) Validate() error {
 // its own outcome; Kafka offsets are committed only after that transaction,
 // and redelivered commands are recognised by their id and change nothing.
 type Worker struct {
-	cfg     WorkerConfig
-	exec    *Executor
-	dlq     *kafkago.Writer
-	log     *slog.Logger
-	running atomic.Bool
+	cfg   WorkerConfig
+	exec  *Executor
+	cache *stateCache // used by one goroutine: Run's
+
+	// Batches decided by group commit and command by command.
+	grouped, oneByOne atomic.Int64
+	dlq               *kafkago.Writer
+	log               *slog.Logger
+	running           atomic.Bool
 
 	// afterCommit runs between the Postgres commit and the offset commit;
 	// tests use it to simulate a crash there.
@@ -95,10 +105,11 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		return nil, err
 	}
 	return &Worker{
-		cfg:  cfg,
-		exec: NewExecutor(cfg.Service, cfg.Registry, cfg.Now, cfg.Logger),
-		dlq:  kafka.NewWriter(cfg.Brokers, DLQTopic(cfg.Service)),
-		log:  cfg.Logger.With("component", "worker", "service", cfg.Service),
+		cfg:   cfg,
+		exec:  NewExecutor(cfg.Service, cfg.Registry, cfg.Now, cfg.Logger),
+		cache: newStateCache(cfg.CacheSize),
+		dlq:   kafka.NewWriter(cfg.Brokers, DLQTopic(cfg.Service)),
+		log:   cfg.Logger.With("component", "worker", "service", cfg.Service),
 	}, nil
 }
 
@@ -176,7 +187,7 @@ func (w *Worker) handle(ctx context.Context, msgs []kafkago.Message) error {
 		err := w.dead(ctx, dead)
 		if err == nil {
 			dead = nil // written: a retry of the transaction must not write them again
-			err = pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error { return w.decideAll(ctx, tx, cmds) })
+			err = w.commit(ctx, cmds)
 		}
 		if err == nil {
 			return nil
@@ -196,6 +207,42 @@ func (w *Worker) dead(ctx context.Context, msgs []kafkago.Message) error {
 	return w.dlq.WriteMessages(ctx, msgs...)
 }
 
+// commit decides a batch in one transaction: group-committed when it can
+// be, otherwise command by command in savepoints.
+func (w *Worker) commit(ctx context.Context, cmds []incoming) error {
+	var states map[stateKey]*Aggregate
+	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		var genuine []*Envelope
+		for _, c := range cmds {
+			if !c.forged {
+				genuine = append(genuine, c.env)
+			} else if err := recordForged(ctx, tx, c.env); err != nil {
+				return err
+			}
+		}
+		var err error
+		states, err = w.groupCommit(ctx, tx, genuine)
+		return err
+	})
+	if err == nil {
+		for k, a := range states {
+			w.cache.put(k, a)
+		}
+		w.grouped.Add(1)
+		return nil
+	}
+	if !errors.Is(err, errSlowPath) {
+		return err
+	}
+	w.log.Debug("batch decided command by command", "commands", len(cmds))
+	err = pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error { return w.decideAll(ctx, tx, cmds) })
+	if err == nil {
+		w.oneByOne.Add(1)
+	}
+	return err
+}
+
+// decideAll is the per-command path: each command in its own savepoint.
 func (w *Worker) decideAll(ctx context.Context, tx pgx.Tx, cmds []incoming) error {
 	appended := false
 	for _, c := range cmds {

@@ -1,0 +1,82 @@
+package commands
+
+import (
+	"testing"
+
+	"github.com/strata-cqrs/strata/aggregates/auth"
+)
+
+// TestWorkerGroupCommits checks the group-commit path: a batch that mixes
+// creations, renames, grants and rejections across aggregates is decided
+// in one transaction with the same outcomes the per-command path gives,
+// and a batch that contests a unique key falls back to that path.
+func TestWorkerGroupCommits(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	perm, role, other := NewID(), NewID(), NewID()
+	// The permission lives on another partition, whose order against the
+	// role's is not defined: it exists before the batch.
+	first := h.start(h.ctx, h.newWorker(nil))
+	wantOutcome(t, h.do(h.command(perm, auth.CreatePermission{Name: "reports:read"})), StatusAccepted, "")
+	first.stop()
+	steps := []struct {
+		env    *Envelope
+		status string
+		code   string
+	}{
+		{h.command(role, auth.CreateRole{Name: "Ops"}), StatusAccepted, ""},
+		{h.command(role, auth.RenameRole{Name: "Operators"}), StatusAccepted, ""},
+		{h.command(role, auth.GrantPermission{PermissionID: perm}), StatusAccepted, ""},
+		{h.command(role, auth.GrantPermission{PermissionID: perm}), StatusRejected, auth.CodeAlreadyGranted},
+		{h.command(other, auth.RenameRole{Name: "x"}), StatusRejected, "not_found"},
+		{h.command(role, auth.GrantPermission{PermissionID: role}), StatusRejected, auth.CodePermissionNotFound},
+	}
+	for _, s := range steps {
+		h.submit(s.env) // all produced before the worker starts: they arrive as one batch
+	}
+	w := h.newWorker(nil)
+	h.start(h.ctx, w)
+	for _, s := range steps {
+		wantOutcome(t, h.decided(s.env.ID), s.status, s.code)
+	}
+	if got := h.eventTypes(role); len(got) != 3 {
+		t.Fatalf("role events %v, want created, renamed, granted", got)
+	}
+	if ch, err := VerifyChain(h.events(role)); ch != 0 || err != nil {
+		t.Fatalf("hash chain broken at %d: %v", ch, err)
+	}
+	if w.grouped.Load() == 0 || w.oneByOne.Load() != 0 {
+		t.Fatalf("grouped %d, one by one %d: want the batch group-committed", w.grouped.Load(), w.oneByOne.Load())
+	}
+
+	t.Run("CachedStateCatchesUpWithOtherWriters", func(t *testing.T) {
+		// Another writer appends to the role behind the worker's back.
+		h.appendEvents(h.def("role"), role, auth.RoleRenamed{Name: "Elsewhere", PreviousName: "Operators"})
+		wantOutcome(t, h.do(expecting(h.command(role, auth.RenameRole{Name: "Again"}), 4)), StatusAccepted, "")
+		if got := h.events(role); len(got) != 5 || got[4].Version != 5 {
+			t.Fatalf("role has %d events, want 5", len(got))
+		}
+	})
+}
+
+// TestWorkerContestedKeyFallsBackToOneByOne: two creations of one name in
+// one batch cannot be group-committed; the per-command path decides them,
+// one winner and one role_exists.
+func TestWorkerContestedKeyFallsBackToOneByOne(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.command(NewID(), auth.CreateRole{Name: "Twins"}), h.command(NewID(), auth.CreateRole{Name: "twins"})
+	h.submit(a)
+	h.submit(b)
+	w := h.newWorker(nil)
+	h.start(h.ctx, w)
+	sa, sb := h.decided(a.ID), h.decided(b.ID)
+	if sa.Status == StatusAccepted { // the two partitions come in no set order
+		sa, sb = sb, sa
+	}
+	wantOutcome(t, sb, StatusAccepted, "")
+	wantOutcome(t, sa, StatusRejected, auth.CodeRoleExists)
+	if w.oneByOne.Load() != 1 {
+		t.Fatalf("one-by-one batches %d, want 1", w.oneByOne.Load())
+	}
+}
