@@ -191,15 +191,15 @@ func decide(ctx context.Context, tx pgx.Tx, env *Envelope, status string, code, 
 	return err
 }
 
-// MarkProjected moves a command to projected once the projection holding
-// its aggregate has applied the command's resulting version. It runs in the
-// projector's transaction and notifies waiters on commit.
-func MarkProjected(ctx context.Context, tx pgx.Tx, commandID, aggregateID string, version int64) error {
-	tag, err := tx.Exec(ctx, `UPDATE strata.commands SET status='projected', projected_at=now()
-		WHERE id=$1 AND status='accepted' AND aggregate_id=$2 AND version <= $3`, commandID, aggregateID, version)
-	if err != nil || tag.RowsAffected() == 0 {
-		return err
-	}
-	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, commandID)
-	return err
+// QueueMarkProjected queues, on a projector's batch, the move of commands
+// to projected once the projection holding their aggregates has applied
+// their resulting versions (command i produced version versions[i] of
+// aggregateIDs[i]), and the notification of their waiters on commit.
+func QueueMarkProjected(b interface{ Queue(string, ...any) }, commandIDs, aggregateIDs []string, versions []int64) {
+	b.Queue(`WITH marked AS (
+		UPDATE strata.commands c SET status = 'projected', projected_at = now()
+		FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS t(id, agg, v)
+		WHERE c.id = t.id AND c.status = 'accepted' AND c.aggregate_id = t.agg AND c.version <= t.v
+		RETURNING c.id)
+		SELECT pg_notify($1, id::text) FROM marked`, NotifyChannel, commandIDs, aggregateIDs, versions)
 }

@@ -26,7 +26,7 @@ type WorkerConfig struct {
 	Logger   *slog.Logger
 
 	// BatchSize bounds how many commands share one Postgres transaction
-	// (group commit). Default 256.
+	// (group commit). Default 1000.
 	BatchSize int
 	// BatchWait is how long to wait for more commands once one arrived.
 	// Default 2ms.
@@ -40,7 +40,7 @@ type WorkerConfig struct {
 
 func (c *WorkerConfig) setDefaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 256
+		c.BatchSize = 1000
 	}
 	if c.BatchWait <= 0 {
 		c.BatchWait = 2 * time.Millisecond
@@ -125,6 +125,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		Logger:  w.cfg.Logger,
 	})
 	defer reader.Close()
+	committer := kafka.NewCommitter(reader, w.log)
+	defer committer.Close()
 	defer w.dlq.Close()
 	w.running.Store(true)
 	defer w.running.Store(false)
@@ -147,9 +149,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := reader.CommitMessages(ctx, msgs...); err != nil && ctx.Err() == nil {
-			w.log.Error("commit command offsets", "err", err)
-		}
+		committer.Commit(msgs...)
 	}
 }
 

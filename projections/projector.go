@@ -39,13 +39,14 @@ type Event struct {
 }
 
 // Projection is one read model: the topics it consumes and how it applies
-// an event. Apply runs inside the batch's transaction.
+// an event. Apply queues the event's statements on the batch; they run in
+// order, in the batch's transaction, in one round trip with the rest.
 type Projection struct {
 	Name       string // consumer group "strata.projection.<Name>"
 	Schema     string // the read schema, e.g. "auth_read"
 	Topics     []string
 	Migrations []postgres.Migration
-	Apply      func(ctx context.Context, tx pgx.Tx, e *Event) error
+	Apply      func(b *Batch, e *Event) error
 	// MarksCommands makes this projection move the commands behind its
 	// events from accepted to projected.
 	MarksCommands bool
@@ -57,9 +58,35 @@ type EventDecoder interface {
 	ForEvent(ceType string) (*aggregates.Definition, bool)
 }
 
-// MarkProjected is how a projector settles a command; commands.MarkProjected
-// implements it.
-type MarkProjected func(ctx context.Context, tx pgx.Tx, commandID, aggregateID string, version int64) error
+// MarkProjected queues the settling of commands whose events a batch
+// applied: command i produced version versions[i] of aggregateIDs[i].
+// commands.QueueMarkProjected implements it.
+type MarkProjected func(b interface{ Queue(string, ...any) }, commandIDs, aggregateIDs []string, versions []int64)
+
+// Batch collects statements and sends them in one round trip, in order.
+type Batch struct{ b pgx.Batch }
+
+// Queue adds a statement.
+func (b *Batch) Queue(sql string, args ...any) { b.b.Queue(sql, args...) }
+
+// Len returns the number of statements queued.
+func (b *Batch) Len() int { return b.b.Len() }
+
+// Send runs the statements in tx and returns the first error, naming the
+// statement that failed.
+func (b *Batch) Send(ctx context.Context, tx pgx.Tx) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	res := tx.SendBatch(ctx, &b.b)
+	for i := range b.Len() {
+		if _, err := res.Exec(); err != nil {
+			_ = res.Close()
+			return fmt.Errorf("statement %d of %d: %w", i+1, b.Len(), err)
+		}
+	}
+	return res.Close()
+}
 
 // Migrations returns the runtime's per-schema tables followed by the
 // projection's own migrations.
@@ -83,7 +110,7 @@ type Config struct {
 	Decoder    EventDecoder
 	Mark       MarkProjected
 	Logger     *slog.Logger
-	// BatchSize bounds the events per transaction. Default 500.
+	// BatchSize bounds the events per transaction. Default 2000.
 	BatchSize int
 	// BatchWait is how long a batch collects after its first event. Default 20ms.
 	BatchWait time.Duration
@@ -130,7 +157,7 @@ type Projector struct {
 // New checks the config and returns a projector.
 func New(cfg Config) (*Projector, error) {
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 500
+		cfg.BatchSize = 2000
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = 20 * time.Millisecond
@@ -162,6 +189,8 @@ func (p *Projector) Run(ctx context.Context) error {
 		Logger:  p.cfg.Logger,
 	})
 	defer reader.Close()
+	committer := kafka.NewCommitter(reader, p.log)
+	defer committer.Close()
 	p.running.Store(true)
 	defer p.running.Store(false)
 	for {
@@ -183,9 +212,7 @@ func (p *Projector) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := reader.CommitMessages(ctx, msgs...); err != nil && ctx.Err() == nil {
-			p.log.Error("commit event offsets", "err", err)
-		}
+		committer.Commit(msgs...)
 	}
 }
 
@@ -219,14 +246,20 @@ func (p *Projector) applyWithRetry(ctx context.Context, msgs []kafkago.Message) 
 var ErrGap = errors.New("projector: version gap")
 
 // applyBatch applies events in order, skipping versions already applied and
-// failing on gaps, then stores the new versions. It returns how many events
-// it applied.
+// failing on gaps, then stores the new versions and settles the commands:
+// one round trip to read versions and one for every write. It returns how
+// many events it applied.
 func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) (int, error) {
 	versions, err := p.loadVersions(ctx, tx, events)
 	if err != nil {
 		return 0, err
 	}
+	b := &Batch{}
 	changed := map[string]bool{}
+	var marks struct {
+		ids, aggs []string
+		versions  []int64
+	}
 	applied := 0
 	for _, e := range events {
 		have := versions[e.AggregateID]
@@ -237,20 +270,23 @@ func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) 
 			return 0, fmt.Errorf("%w: %s is at version %d, got %d (%s)", ErrGap, e.AggregateID, have, e.Version, e.Type)
 		}
 		if e.Event != nil {
-			if err := p.cfg.Projection.Apply(ctx, tx, e); err != nil {
+			if err := p.cfg.Projection.Apply(b, e); err != nil {
 				return 0, fmt.Errorf("apply %s v%d %s: %w", e.AggregateID, e.Version, e.Type, err)
 			}
 		}
 		if p.cfg.Projection.MarksCommands && e.CommandID != "" {
-			if err := p.cfg.Mark(ctx, tx, e.CommandID, e.AggregateID, e.Version); err != nil {
-				return 0, err
-			}
+			marks.ids, marks.aggs = append(marks.ids, e.CommandID), append(marks.aggs, e.AggregateID)
+			marks.versions = append(marks.versions, e.Version)
 		}
 		versions[e.AggregateID] = e.Version
 		changed[e.AggregateID] = true
 		applied++
 	}
-	if err := p.storeVersions(ctx, tx, versions, changed); err != nil {
+	p.storeVersions(b, versions, changed)
+	if len(marks.ids) > 0 {
+		p.cfg.Mark(b, marks.ids, marks.aggs, marks.versions)
+	}
+	if err := b.Send(ctx, tx); err != nil {
 		return 0, err
 	}
 	return applied, nil
@@ -279,9 +315,9 @@ func (p *Projector) loadVersions(ctx context.Context, tx pgx.Tx, events []*Event
 	return versions, rows.Err()
 }
 
-func (p *Projector) storeVersions(ctx context.Context, tx pgx.Tx, versions map[string]int64, changed map[string]bool) error {
+func (p *Projector) storeVersions(b *Batch, versions map[string]int64, changed map[string]bool) {
 	if len(changed) == 0 {
-		return nil
+		return
 	}
 	ids := make([]string, 0, len(changed))
 	vs := make([]int64, 0, len(changed))
@@ -289,11 +325,10 @@ func (p *Projector) storeVersions(ctx context.Context, tx pgx.Tx, versions map[s
 		ids = append(ids, id)
 		vs = append(vs, versions[id])
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO `+p.schema()+`.projection_versions (projection, aggregate_id, version)
+	b.Queue(`INSERT INTO `+p.schema()+`.projection_versions (projection, aggregate_id, version)
 		SELECT $1, a, v FROM unnest($2::uuid[], $3::bigint[]) AS t(a, v)
 		ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = EXCLUDED.version`,
 		p.cfg.Projection.Name, ids, vs)
-	return err
 }
 
 func (p *Projector) schema() string { return pgx.Identifier{p.cfg.Projection.Schema}.Sanitize() }

@@ -185,7 +185,7 @@ func (n *node) addService(s service) error {
 	}))
 	for _, p := range s.Projections {
 		pr, err := projections.New(projections.Config{
-			Projection: p, Brokers: n.brokers, Pool: n.pool, Decoder: n.reg, Mark: commands.MarkProjected, Logger: n.log,
+			Projection: p, Brokers: n.brokers, Pool: n.pool, Decoder: n.reg, Mark: commands.QueueMarkProjected, Logger: n.log,
 		})
 		if err != nil {
 			return err

@@ -248,6 +248,23 @@ func lastOffset(ctx context.Context, addr, topic string, partition int) (int64, 
 }
 
 func TestReaderCommitsAndResumes(t *testing.T) {
+	t.Run("CommitMessages", func(t *testing.T) {
+		testCommitsAndResume(t, func(r *kafkago.Reader) (func(kafkago.Message) error, func()) {
+			return func(m kafkago.Message) error { return r.CommitMessages(context.Background(), m) }, func() {}
+		})
+	})
+	t.Run("Committer", func(t *testing.T) {
+		testCommitsAndResume(t, func(r *kafkago.Reader) (func(kafkago.Message) error, func()) {
+			c := kafka.NewCommitter(r, testLogger(t))
+			return func(m kafkago.Message) error { c.Commit(m); return nil }, c.Close
+		})
+	})
+}
+
+// testCommitsAndResume reads two messages committing each through the
+// commit function mode gives (and its flush before the reader closes),
+// then checks that a new group member starts after them.
+func testCommitsAndResume(t *testing.T, mode func(*kafkago.Reader) (commit func(kafkago.Message) error, flush func())) {
 	b := start(t, kafka.EmbeddedOptions{Addr: "127.0.0.1:0"})
 	brokers := []string{b.Addr()}
 	const topic = "account.asset-account"
@@ -266,6 +283,7 @@ func TestReaderCommitsAndResumes(t *testing.T) {
 
 	opts := kafka.ReaderOptions{Brokers: brokers, GroupID: "projector", Topics: []string{topic}, Logger: testLogger(t)}
 	r := kafka.NewReader(opts)
+	commit, flush := mode(r)
 	var got []string
 	for range 2 {
 		m, err := r.FetchMessage(ctx)
@@ -273,14 +291,15 @@ func TestReaderCommitsAndResumes(t *testing.T) {
 			t.Fatalf("FetchMessage: %v", err)
 		}
 		got = append(got, string(m.Value))
-		if err := r.CommitMessages(ctx, m); err != nil {
-			t.Fatalf("CommitMessages: %v", err)
+		if err := commit(m); err != nil {
+			t.Fatalf("commit: %v", err)
 		}
 	}
 	slices.Sort(got)
 	if want := []string{"one", "two"}; !slices.Equal(got, want) {
 		t.Fatalf("read %v, want %v", got, want)
 	}
+	flush()
 	if err := r.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

@@ -4,11 +4,6 @@
 package auth
 
 import (
-	"context"
-	"fmt"
-
-	"github.com/jackc/pgx/v5"
-
 	domain "github.com/strata-cqrs/strata/aggregates/auth"
 	"github.com/strata-cqrs/strata/internal/postgres"
 	"github.com/strata-cqrs/strata/projections"
@@ -89,89 +84,57 @@ CREATE VIEW auth_read.user_permissions AS
 	JOIN auth_read.permissions p ON p.id = rp.permission_id;
 `
 
-// Apply applies one auth event inside the projector's transaction.
-func Apply(ctx context.Context, tx pgx.Tx, e *projections.Event) error {
+// Apply queues the statements of one auth event on the projector's batch.
+func Apply(b *projections.Batch, e *projections.Event) error {
 	id, v, at := e.AggregateID, e.Version, e.Time
-	var err error
 	switch ev := e.Event.(type) {
 	case domain.PermissionCreated:
-		_, err = tx.Exec(ctx, `INSERT INTO auth_read.permissions (id, name, description, version, created_at, updated_at)
+		b.Queue(`INSERT INTO auth_read.permissions (id, name, description, version, created_at, updated_at)
 			VALUES ($1,$2,$3,$4,$5,$5)`, id, ev.Name, ev.Description, v, at)
 	case domain.PermissionDeleted:
-		if _, err = tx.Exec(ctx, `DELETE FROM auth_read.role_permissions WHERE permission_id=$1`, id); err == nil {
-			_, err = tx.Exec(ctx, `DELETE FROM auth_read.permissions WHERE id=$1`, id)
-		}
+		b.Queue(`DELETE FROM auth_read.role_permissions WHERE permission_id=$1`, id)
+		b.Queue(`DELETE FROM auth_read.permissions WHERE id=$1`, id)
 	case domain.RoleCreated:
-		_, err = tx.Exec(ctx, `INSERT INTO auth_read.roles (id, name, description, version, created_at, updated_at)
+		b.Queue(`INSERT INTO auth_read.roles (id, name, description, version, created_at, updated_at)
 			VALUES ($1,$2,$3,$4,$5,$5)`, id, ev.Name, ev.Description, v, at)
 	case domain.RoleRenamed:
-		if err = touchRole(ctx, tx, id, v, at, `name=$4`, ev.Name); err == nil {
-			_, err = tx.Exec(ctx, `UPDATE auth_read.user_roles SET role_name=$2 WHERE role_id=$1`, id, ev.Name)
-		}
+		touch(b, "roles", id, v, at, `name=$4`, ev.Name)
+		b.Queue(`UPDATE auth_read.user_roles SET role_name=$2 WHERE role_id=$1`, id, ev.Name)
 	case domain.PermissionGranted:
-		if err = touchRole(ctx, tx, id, v, at, ``); err == nil {
-			_, err = tx.Exec(ctx, `INSERT INTO auth_read.role_permissions (role_id, permission_id, permission_name, granted_at)
-				VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING`, id, ev.PermissionID, ev.PermissionName, at)
-		}
+		touch(b, "roles", id, v, at, ``)
+		b.Queue(`INSERT INTO auth_read.role_permissions (role_id, permission_id, permission_name, granted_at)
+			VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING`, id, ev.PermissionID, ev.PermissionName, at)
 	case domain.PermissionRevoked:
-		if err = touchRole(ctx, tx, id, v, at, ``); err == nil {
-			_, err = tx.Exec(ctx, `DELETE FROM auth_read.role_permissions WHERE role_id=$1 AND permission_id=$2`,
-				id, ev.PermissionID)
-		}
+		touch(b, "roles", id, v, at, ``)
+		b.Queue(`DELETE FROM auth_read.role_permissions WHERE role_id=$1 AND permission_id=$2`, id, ev.PermissionID)
 	case domain.RoleDeleted:
-		if _, err = tx.Exec(ctx, `DELETE FROM auth_read.user_roles WHERE role_id=$1`, id); err == nil {
-			_, err = tx.Exec(ctx, `DELETE FROM auth_read.roles WHERE id=$1`, id)
-		}
-	default:
-		err = applyUser(ctx, tx, e)
-	}
-	return err
-}
-
-// applyUser applies the events of the User aggregate.
-func applyUser(ctx context.Context, tx pgx.Tx, e *projections.Event) error {
-	id, v, at := e.AggregateID, e.Version, e.Time
-	var err error
-	switch ev := e.Event.(type) {
+		b.Queue(`DELETE FROM auth_read.user_roles WHERE role_id=$1`, id)
+		b.Queue(`DELETE FROM auth_read.roles WHERE id=$1`, id)
 	case domain.UserRegistered:
-		_, err = tx.Exec(ctx, `INSERT INTO auth_read.users (id, email, name, status, version, created_at, updated_at)
+		b.Queue(`INSERT INTO auth_read.users (id, email, name, status, version, created_at, updated_at)
 			VALUES ($1,$2,$3,'active',$4,$5,$5)`, id, ev.Email, ev.Name, v, at)
 	case domain.PasswordChanged:
-		err = touchUser(ctx, tx, id, v, at, ``)
+		touch(b, "users", id, v, at, ``)
 	case domain.RoleAssigned:
-		if err = touchUser(ctx, tx, id, v, at, ``); err == nil {
-			_, err = tx.Exec(ctx, `INSERT INTO auth_read.user_roles (user_id, role_id, role_name, assigned_at)
-				VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING`, id, ev.RoleID, ev.RoleName, at)
-		}
+		touch(b, "users", id, v, at, ``)
+		b.Queue(`INSERT INTO auth_read.user_roles (user_id, role_id, role_name, assigned_at)
+			VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING`, id, ev.RoleID, ev.RoleName, at)
 	case domain.RoleRevoked:
-		if err = touchUser(ctx, tx, id, v, at, ``); err == nil {
-			_, err = tx.Exec(ctx, `DELETE FROM auth_read.user_roles WHERE user_id=$1 AND role_id=$2`, id, ev.RoleID)
-		}
+		touch(b, "users", id, v, at, ``)
+		b.Queue(`DELETE FROM auth_read.user_roles WHERE user_id=$1 AND role_id=$2`, id, ev.RoleID)
 	case domain.UserDisabled:
-		err = touchUser(ctx, tx, id, v, at, `status='disabled'`)
+		touch(b, "users", id, v, at, `status='disabled'`)
 	case domain.UserEnabled:
-		err = touchUser(ctx, tx, id, v, at, `status='active'`)
+		touch(b, "users", id, v, at, `status='active'`)
 	}
-	return err
+	return nil
 }
 
-// touchUser bumps a user's version and update time, plus an optional
-// constant assignment.
-func touchUser(ctx context.Context, tx pgx.Tx, id string, v int64, at any, set string) error {
-	if set != "" {
-		set = ", " + set
-	}
-	_, err := tx.Exec(ctx, `UPDATE auth_read.users SET version=$2, updated_at=$3`+set+` WHERE id=$1`, id, v, at)
-	return err
-}
-
-// touchRole bumps a role's version and update time, plus an optional extra
+// touch bumps a row's version and update time, plus an optional extra
 // assignment using $4.
-func touchRole(ctx context.Context, tx pgx.Tx, id string, v int64, at any, set string, args ...any) error {
+func touch(b *projections.Batch, table, id string, v int64, at any, set string, args ...any) {
 	if set != "" {
 		set = ", " + set
 	}
-	_, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE auth_read.roles SET version=$2, updated_at=$3%s WHERE id=$1`, set),
-		append([]any{id, v, at}, args...)...)
-	return err
+	b.Queue(`UPDATE auth_read.`+table+` SET version=$2, updated_at=$3`+set+` WHERE id=$1`, append([]any{id, v, at}, args...)...)
 }

@@ -59,12 +59,13 @@ func readModel(t *testing.T, batches ...[]projections.Event) (*auth.Store, *pgxp
 	}
 	for _, batch := range batches {
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			b := &projections.Batch{}
 			for i := range batch {
-				if err := auth.Apply(ctx, tx, &batch[i]); err != nil {
+				if err := auth.Apply(b, &batch[i]); err != nil {
 					return err
 				}
 			}
-			return nil
+			return b.Send(ctx, tx)
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -1,0 +1,100 @@
+package kafka
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+)
+
+// Committer commits a consumer group reader's offsets in the background,
+// so a consumer does not wait a broker round trip per batch. It coalesces:
+// only the newest message of each partition handed to it is committed,
+// which commits everything before it. A commit lost to a crash only means
+// redelivery, which consumers here dedupe.
+type Committer struct {
+	r       *kafkago.Reader
+	log     *slog.Logger
+	mu      sync.Mutex
+	pending map[topicPartition]kafkago.Message
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+// NewCommitter starts committing for r; Close stops it.
+func NewCommitter(r *kafkago.Reader, log *slog.Logger) *Committer {
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Committer{r: r, log: log, pending: map[topicPartition]kafkago.Message{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go c.loop()
+	return c
+}
+
+// Commit hands over processed messages; it does not block on the broker.
+func (c *Committer) Commit(msgs ...kafkago.Message) {
+	c.mu.Lock()
+	for _, m := range msgs {
+		k := topicPartition{m.Topic, m.Partition}
+		if old, ok := c.pending[k]; !ok || m.Offset > old.Offset {
+			c.pending[k] = m
+		}
+	}
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Committer) loop() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.wake:
+			c.flush(context.Background())
+		case <-c.stop:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c.flush(ctx)
+			cancel()
+			return
+		}
+	}
+}
+
+// flush commits what is pending; on failure the messages are kept for the
+// next attempt unless newer ones replaced them.
+func (c *Committer) flush(ctx context.Context) {
+	c.mu.Lock()
+	batch := c.pending
+	c.pending = map[topicPartition]kafkago.Message{}
+	c.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	msgs := make([]kafkago.Message, 0, len(batch))
+	for _, m := range batch {
+		msgs = append(msgs, m)
+	}
+	if err := c.r.CommitMessages(ctx, msgs...); err != nil {
+		c.log.Warn("commit offsets", "err", err)
+		c.Commit(msgs...) // keep them unless newer ones came
+		Sleep(ctx, 200*time.Millisecond)
+	}
+}
+
+// Close commits what is pending (waiting at most 5 s) and stops. Call it
+// before closing the reader.
+func (c *Committer) Close() {
+	close(c.stop)
+	<-c.done
+}
