@@ -26,7 +26,7 @@ type RelayConfig struct {
 	Logger   *slog.Logger
 	// DataSchema maps a CloudEvents type to its ce_dataschema URI.
 	DataSchema func(ceType string) string
-	// BatchSize bounds the rows published per round. Default 1000.
+	// BatchSize bounds the rows published per round. Default 2000.
 	BatchSize int
 	// PollInterval is the fallback poll when no NOTIFY arrives. Default 1s.
 	PollInterval time.Duration
@@ -52,7 +52,7 @@ func (c *RelayConfig) Validate() error {
 
 func (c *RelayConfig) setDefaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 1000
+		c.BatchSize = 2000
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
@@ -152,13 +152,16 @@ func (r *Relay) lead(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{JournalChannel(r.cfg.Service)}.Sanitize()); err != nil {
 		return err
 	}
+	// The relay reads unpublished rows on this connection. Right after a
+	// burst the table's statistics are stale and the planner would sort
+	// every unpublished row per batch (measured: 32 ms instead of 0.9 ms for
+	// 2000 of 50000); this pins the ordered scan of the partial index.
+	if _, err := conn.Exec(ctx, `SET enable_bitmapscan = off; SET enable_seqscan = off; SET enable_sort = off`); err != nil {
+		return err
+	}
 	for {
-		n, err := r.publishBatch(ctx)
-		if err != nil {
+		if err := r.drain(ctx, conn); err != nil {
 			return err
-		}
-		if n == r.cfg.BatchSize {
-			continue // more are waiting
 		}
 		wctx, cancel := context.WithTimeout(ctx, r.cfg.PollInterval)
 		_, err = conn.WaitForNotification(wctx)
@@ -172,36 +175,71 @@ func (r *Relay) lead(ctx context.Context) error {
 	}
 }
 
-// publishBatch publishes up to BatchSize unpublished rows and marks them.
-// A crash between the produce and the mark republishes them: consumers
-// dedupe by (ce_subject, strataversion).
-func (r *Relay) publishBatch(ctx context.Context) (int, error) {
-	rows, err := r.cfg.Pool.Query(ctx, `SELECT position, event_id, aggregate_type, aggregate_id, version, type, data,
-		metadata, occurred_at, prev_hash, hash FROM `+r.journal.schema+`.events
-		WHERE published_at IS NULL ORDER BY position LIMIT $1`, r.cfg.BatchSize)
-	if err != nil {
-		return 0, err
-	}
-	events, err := pgx.CollectRows(rows, scanJournalEvent)
-	if err != nil || len(events) == 0 {
-		return 0, err
-	}
-	msgs := make([]kafkago.Message, len(events))
-	positions := make([]int64, len(events))
-	for i := range events {
-		if msgs[i], err = r.message(&events[i]); err != nil {
-			return 0, err
+// drain publishes until no unpublished row is left. It pipelines: while
+// one batch is being marked published, the next is read and produced
+// (excluding the rows still being marked). A crash between a produce and
+// its mark republishes those rows: consumers dedupe by (ce_subject,
+// strataversion). Batches are produced one after another, so each
+// aggregate's events reach Kafka in version order.
+func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) error {
+	var marking chan error
+	var inflight []int64
+	awaitMark := func() error {
+		if marking == nil {
+			return nil
 		}
-		positions[i] = events[i].Position
+		err := <-marking
+		marking = nil
+		return err
 	}
-	if err := r.writer.WriteMessages(ctx, msgs...); err != nil {
-		return 0, err
+	defer func() { _ = awaitMark() }()
+	for {
+		events, err := r.unpublished(ctx, conn, inflight)
+		if err != nil || len(events) == 0 {
+			return errors.Join(err, awaitMark())
+		}
+		msgs := make([]kafkago.Message, len(events))
+		positions := make([]int64, len(events))
+		for i := range events {
+			if msgs[i], err = r.message(&events[i]); err != nil {
+				return err
+			}
+			positions[i] = events[i].Position
+		}
+		if err := r.writer.WriteMessages(ctx, msgs...); err != nil {
+			return err
+		}
+		if err := awaitMark(); err != nil {
+			return err
+		}
+		marking, inflight = make(chan error, 1), positions
+		go func() { marking <- r.mark(ctx, positions) }()
+		if len(events) < r.cfg.BatchSize {
+			return awaitMark()
+		}
 	}
-	if _, err := r.cfg.Pool.Exec(ctx, `UPDATE `+r.journal.schema+`.events SET published_at = now()
-		WHERE position = ANY($1)`, positions); err != nil {
-		return 0, err
+}
+
+// unpublished reads up to BatchSize unpublished rows in position order,
+// leaving out those still being marked.
+func (r *Relay) unpublished(ctx context.Context, q Querier, marking []int64) ([]JournalEvent, error) {
+	if marking == nil {
+		marking = []int64{}
 	}
-	return len(events), nil
+	rows, err := q.Query(ctx, `SELECT position, event_id, aggregate_type, aggregate_id, version, type, data,
+		metadata, occurred_at, prev_hash, hash FROM `+r.journal.schema+`.events
+		WHERE published_at IS NULL AND position <> ALL($2::bigint[]) ORDER BY position LIMIT $1`, r.cfg.BatchSize, marking)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanJournalEvent)
+}
+
+// mark records rows as published.
+func (r *Relay) mark(ctx context.Context, positions []int64) error {
+	_, err := r.cfg.Pool.Exec(ctx, `UPDATE `+r.journal.schema+`.events SET published_at = now()
+		WHERE position = ANY($1)`, positions)
+	return err
 }
 
 // message builds the Kafka record of a journal event: the event's

@@ -26,7 +26,7 @@ import (
 const DatabaseURLEnv = "STRATA_TEST_DATABASE_URL"
 
 // DefaultDatabaseURL is the server tests use when DatabaseURLEnv is unset.
-const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres"
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 // startHint tells a developer how to start the default server.
 const startHint = "start the local server with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start" +
