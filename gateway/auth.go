@@ -61,7 +61,8 @@ func (g *Gateway) authRoutes() {
 	g.handle(http.MethodDelete, "/users/{id}/roles/{role_id}", "roles:assign",
 		g.submit(write{Type: "auth.RevokeRole", FromPath: map[string]string{"role_id": "role_id"}, Read: user}))
 	g.handle(http.MethodPost, "/users/{id}/password", "users:write",
-		g.submit(write{Type: "auth.ChangePassword", Body: true, Secret: "password", Read: user}))
-	g.handle(http.MethodPost, "/users/{id}/disable", "users:write", g.submit(write{Type: "auth.DisableUser", Read: user}))
+		g.submit(write{Type: "auth.ChangePassword", Body: true, Secret: "password", Read: user, EndsSessions: true}))
+	g.handle(http.MethodPost, "/users/{id}/disable", "users:write",
+		g.submit(write{Type: "auth.DisableUser", Read: user, EndsSessions: true}))
 	g.handle(http.MethodPost, "/users/{id}/enable", "users:write", g.submit(write{Type: "auth.EnableUser", Read: user}))
 }

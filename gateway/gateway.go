@@ -117,6 +117,7 @@ type Gateway struct {
 	routes []Route
 	http   *httpMetrics
 	access *accessCache
+	gate   *loginGate
 }
 
 // New builds the gateway and its routes.
@@ -143,6 +144,7 @@ func New(cfg Config) (*Gateway, error) {
 		hub:    NewHub(cfg.Pool, cfg.Logger.With("component", "gateway.hub")),
 		http:   newHTTPMetrics(cfg.Metrics),
 		access: newAccessCache(cfg.Access, cfg.AccessTTL),
+		gate:   newLoginGate(),
 	}
 	g.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, "not_found", "no such route")

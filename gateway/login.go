@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -48,6 +49,8 @@ type Sessions interface {
 	Start(ctx context.Context, userID string) (refresh, sessionID string, err error)
 	Rotate(ctx context.Context, refresh string) (userID, newRefresh, sessionID string, err error)
 	Revoke(ctx context.Context, refresh string) error
+	// RevokeUser ends every session of a user.
+	RevokeUser(ctx context.Context, userID string) error
 }
 
 // JWKS serves the public signing keys.
@@ -78,7 +81,9 @@ func (g *Gateway) loginRoutes() {
 // login checks a password and issues tokens. Unknown email and wrong
 // password get the same answer after similar work; every attempt is
 // recorded in the journal; an email with 5 bad passwords in 15 minutes is
-// refused with 429 until the oldest leaves the window.
+// refused with 429 until the oldest leaves the window. Attempts on one
+// email run one at a time (loginGate), so parallel guesses cannot outrun
+// the throttle.
 func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Email    string `json:"email"`
@@ -91,6 +96,11 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, codeValidation, "email (1-254 bytes) and password (1-128 characters) are required")
 		return
 	}
+	leave, entered := g.enterLogin(w, r, in.Email)
+	if !entered {
+		return
+	}
+	defer leave()
 	ctx, now, corr := r.Context(), time.Now(), requestIDFrom(r.Context())
 	attempt := domain.RecordLogin{Email: in.Email}
 	throttled, wait, err := g.cfg.Logins.Throttled(ctx, in.Email, now)
@@ -149,6 +159,64 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.issue(w, r, creds.UserID, sid, refresh)
+}
+
+// loginGate lets one login attempt per account (login aggregate id) run at
+// a time in this gateway, from the throttle check to the recorded outcome.
+// Without it a burst of parallel guesses would all pass the check before
+// the first failure was recorded, and every one would be tried. Across G
+// gateways a burst can still have MaxFailures+G-1 passwords checked.
+type loginGate struct {
+	mu    sync.Mutex
+	slots map[string]*loginSlot
+}
+
+type loginSlot struct {
+	held  chan struct{} // capacity 1: full while an attempt runs
+	users int           // attempts running or waiting; the slot goes at 0
+}
+
+func newLoginGate() *loginGate { return &loginGate{slots: map[string]*loginSlot{}} }
+
+// enter waits until no other attempt on key runs, or ctx is done (then it
+// returns ctx's error). The caller must call leave once its attempt is
+// recorded.
+func (l *loginGate) enter(ctx context.Context, key string) (leave func(), err error) {
+	l.mu.Lock()
+	s := l.slots[key]
+	if s == nil {
+		s = &loginSlot{held: make(chan struct{}, 1)}
+		l.slots[key] = s
+	}
+	s.users++
+	l.mu.Unlock()
+	done := func() {
+		l.mu.Lock()
+		if s.users--; s.users == 0 {
+			delete(l.slots, key)
+		}
+		l.mu.Unlock()
+	}
+	select {
+	case s.held <- struct{}{}:
+		return func() { <-s.held; done() }, nil
+	case <-ctx.Done():
+		done()
+		return nil, ctx.Err()
+	}
+}
+
+// enterLogin waits for the account's turn at the login gate. It answers the
+// request itself (503 busy) and returns false when the wait was too long.
+func (g *Gateway) enterLogin(w http.ResponseWriter, r *http.Request, email string) (leave func(), ok bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), hashWait)
+	defer cancel()
+	leave, err := g.gate.enter(ctx, domain.LoginID(email))
+	if err != nil {
+		writeProblem(w, r, codeBusy, "too many logins at once for this account; retry shortly")
+		return nil, false
+	}
+	return leave, true
 }
 
 // recordLogin records an attempt whose answer does not depend on the

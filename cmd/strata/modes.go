@@ -16,6 +16,7 @@ import (
 
 	authdomain "github.com/strata-cqrs/strata/aggregates/auth"
 	"github.com/strata-cqrs/strata/commands"
+	"github.com/strata-cqrs/strata/gateway"
 	"github.com/strata-cqrs/strata/internal/config"
 	"github.com/strata-cqrs/strata/internal/kafka"
 	"github.com/strata-cqrs/strata/internal/postgres"
@@ -30,6 +31,7 @@ type proc struct {
 	bus      *commands.Bus
 	srv      *http.Server
 	httpAddr string
+	gw       *gateway.Gateway // what launch serves; tests walk its routes
 	cancel   context.CancelFunc
 	group    *errgroup.Group
 	closers  []func() error // run last, in reverse
@@ -52,7 +54,7 @@ func (p *proc) launch(ctx context.Context, n *node, withGateway bool) error {
 		if err != nil {
 			return err
 		}
-		p.bus = bus
+		p.bus, p.gw = bus, g
 		if p.srv, p.httpAddr, err = serve(p.log, p.cfg.HTTPAddr, g); err != nil {
 			return err
 		}
