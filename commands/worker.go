@@ -118,39 +118,20 @@ func (w *Worker) Ready() bool { return w.running.Load() }
 
 // Run consumes until ctx is done. It returns nil on cancellation.
 func (w *Worker) Run(ctx context.Context) error {
-	reader := kafka.NewReader(kafka.ReaderOptions{
-		Brokers: w.cfg.Brokers,
-		GroupID: "strata.worker." + w.cfg.Service,
-		Topics:  []string{CommandTopic(w.cfg.Service)},
-		Logger:  w.cfg.Logger,
-	})
-	defer reader.Close()
-	committer := kafka.NewCommitter(reader, w.log)
-	defer committer.Close()
 	defer w.dlq.Close()
-	w.running.Store(true)
 	defer w.running.Store(false)
-	for {
-		msgs, err := kafka.FetchBatch(ctx, reader, w.cfg.BatchSize, w.cfg.BatchWait)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			w.log.Error("fetch commands", "err", err)
-			kafka.Sleep(ctx, time.Second)
-			continue
-		}
-		if err := w.handle(ctx, msgs); err != nil {
-			return nil // only on cancellation
-		}
-		if w.afterCommit != nil {
-			w.afterCommit()
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		committer.Commit(msgs...)
+	c := &kafka.Consumer{
+		Reader: kafka.ReaderOptions{
+			Brokers: w.cfg.Brokers,
+			GroupID: "strata.worker." + w.cfg.Service,
+			Topics:  []string{CommandTopic(w.cfg.Service)},
+			Logger:  w.cfg.Logger,
+		},
+		BatchSize: w.cfg.BatchSize, BatchWait: w.cfg.BatchWait, Logger: w.log,
+		Handle: w.handle, AfterHandle: w.afterCommit,
+		Started: func() { w.running.Store(true) },
 	}
+	return c.Run(ctx)
 }
 
 type incoming struct {

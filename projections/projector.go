@@ -182,38 +182,19 @@ func (p *Projector) Applied() int64 { return p.applied.Load() }
 
 // Run consumes until ctx is done; it returns nil on cancellation.
 func (p *Projector) Run(ctx context.Context) error {
-	reader := kafka.NewReader(kafka.ReaderOptions{
-		Brokers: p.cfg.Brokers,
-		GroupID: "strata.projection." + p.cfg.Projection.Name,
-		Topics:  p.cfg.Projection.Topics,
-		Logger:  p.cfg.Logger,
-	})
-	defer reader.Close()
-	committer := kafka.NewCommitter(reader, p.log)
-	defer committer.Close()
-	p.running.Store(true)
 	defer p.running.Store(false)
-	for {
-		msgs, err := kafka.FetchBatch(ctx, reader, p.cfg.BatchSize, p.cfg.BatchWait)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			p.log.Error("fetch events", "err", err)
-			kafka.Sleep(ctx, time.Second)
-			continue
-		}
-		if err := p.applyWithRetry(ctx, msgs); err != nil {
-			return nil // only on cancellation
-		}
-		if p.afterCommit != nil {
-			p.afterCommit()
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		committer.Commit(msgs...)
+	c := &kafka.Consumer{
+		Reader: kafka.ReaderOptions{
+			Brokers: p.cfg.Brokers,
+			GroupID: "strata.projection." + p.cfg.Projection.Name,
+			Topics:  p.cfg.Projection.Topics,
+			Logger:  p.cfg.Logger,
+		},
+		BatchSize: p.cfg.BatchSize, BatchWait: p.cfg.BatchWait, Logger: p.log,
+		Handle: p.applyWithRetry, AfterHandle: p.afterCommit,
+		Started: func() { p.running.Store(true) },
 	}
+	return c.Run(ctx)
 }
 
 func (p *Projector) applyWithRetry(ctx context.Context, msgs []kafkago.Message) error {
