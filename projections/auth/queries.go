@@ -7,10 +7,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strata-cqrs/strata/projections"
 )
 
 // ErrNotFound is returned by Get methods when no row has the id.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = projections.ErrNotFound
 
 // Permission is the read model of a permission.
 type Permission struct {
@@ -57,21 +59,16 @@ const permissionCols = `id::text, name, description, version, created_at, update
 
 // Permission returns one permission or ErrNotFound.
 func (s *Store) Permission(ctx context.Context, id string) (*Permission, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+permissionCols+` FROM auth_read.permissions WHERE id=$1`, id)
-	p, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Permission])
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	return p, err
+	return projections.One[Permission](ctx, s.pool, `SELECT `+permissionCols+` FROM auth_read.permissions WHERE id=$1`, id)
 }
 
 // Permissions lists permissions in id (creation) order. Permission names
 // are lower-case by grammar, so comparing with the lower-cased filter is the
 // case-insensitive match ListParams promises, and keeps the name index.
 func (s *Store) Permissions(ctx context.Context, p ListParams) ([]Permission, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+permissionCols+` FROM auth_read.permissions
-		WHERE ($1 = '' OR id > $1::uuid) AND ($2 = '' OR name = lower($2)) ORDER BY id LIMIT $3`, p.After, p.Name, p.Limit)
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Permission])
+	return projections.Many[Permission](ctx, s.pool, `SELECT `+permissionCols+` FROM auth_read.permissions
+		WHERE ($1 = '' OR id > $1::uuid) AND ($2 = '' OR name = lower($2)) ORDER BY id LIMIT $3`,
+		p.After, p.Name, p.Limit)
 }
 
 const roleCols = `r.id::text, r.name, r.description,
@@ -81,20 +78,14 @@ const roleCols = `r.id::text, r.name, r.description,
 
 // Role returns one role with its permissions, or ErrNotFound.
 func (s *Store) Role(ctx context.Context, id string) (*Role, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+roleCols+` FROM auth_read.roles r WHERE r.id=$1`, id)
-	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Role])
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	return r, err
+	return projections.One[Role](ctx, s.pool, `SELECT `+roleCols+` FROM auth_read.roles r WHERE r.id=$1`, id)
 }
 
 // Roles lists roles with their permissions in id (creation) order.
 func (s *Store) Roles(ctx context.Context, p ListParams) ([]Role, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+roleCols+` FROM auth_read.roles r
+	return projections.Many[Role](ctx, s.pool, `SELECT `+roleCols+` FROM auth_read.roles r
 		WHERE ($1 = '' OR r.id > $1::uuid) AND ($2 = '' OR lower(r.name) = lower($2)) ORDER BY r.id LIMIT $3`,
 		p.After, p.Name, p.Limit)
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Role])
 }
 
 // UserRole is a role as listed on a user.
@@ -122,20 +113,14 @@ const userCols = `u.id::text, u.email, u.name, u.status,
 
 // User returns one user with their roles, or ErrNotFound.
 func (s *Store) User(ctx context.Context, id string) (*User, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+userCols+` FROM auth_read.users u WHERE u.id=$1`, id)
-	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[User])
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	return u, err
+	return projections.One[User](ctx, s.pool, `SELECT `+userCols+` FROM auth_read.users u WHERE u.id=$1`, id)
 }
 
 // Users lists users in id (creation) order; Name filters by email here.
 func (s *Store) Users(ctx context.Context, p ListParams) ([]User, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+userCols+` FROM auth_read.users u
+	return projections.Many[User](ctx, s.pool, `SELECT `+userCols+` FROM auth_read.users u
 		WHERE ($1 = '' OR u.id > $1::uuid) AND ($2 = '' OR lower(u.email) = lower($2)) ORDER BY u.id LIMIT $3`,
 		p.After, p.Name, p.Limit)
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[User])
 }
 
 // Access is what the gateway needs to authorise a user's request.
