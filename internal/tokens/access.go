@@ -3,6 +3,7 @@ package tokens
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -104,6 +105,8 @@ func (i *Issuer) Access(userID, sessionID string, now time.Time) (token string, 
 type Verifier struct {
 	keys   *Keys
 	parser *jwt.Parser
+	leeway time.Duration
+	cache  *verified
 }
 
 // NewVerifier returns a Verifier for cfg (zero fields take defaults). It
@@ -111,7 +114,9 @@ type Verifier struct {
 func NewVerifier(keys *Keys, cfg Config) *Verifier {
 	cfg = mustConfig(cfg)
 	return &Verifier{
-		keys: keys,
+		keys:   keys,
+		leeway: cfg.Leeway,
+		cache:  &verified{m: map[string]verifiedToken{}},
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 			jwt.WithExpirationRequired(),
@@ -136,19 +141,85 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if len(token) > MaxTokenLen {
 		return nil, reject(errTooLong)
 	}
+	now := time.Now()
+	if c, ok := v.cache.get(token, now); ok {
+		if _, known := v.keys.Public(c.kid); known {
+			cp := *c.claims
+			return &cp, nil
+		}
+	}
+	claims, kid, err := v.verify(token)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.put(token, kid, claims, now, v.leeway)
+	return claims, nil
+}
+
+// verify checks a token fully: signature, claims, key.
+func (v *Verifier) verify(token string) (*Claims, string, error) {
 	claims := &Claims{}
-	if _, err := v.parser.ParseWithClaims(token, claims, v.key); err != nil {
-		return nil, reject(err)
+	parsed, err := v.parser.ParseWithClaims(token, claims, v.key)
+	if err != nil {
+		return nil, "", reject(err)
 	}
 	switch {
 	case claims.Subject == "":
-		return nil, reject(errMissingSubject)
+		return nil, "", reject(errMissingSubject)
 	case claims.ID == "":
-		return nil, reject(errMissingID)
+		return nil, "", reject(errMissingID)
 	case claims.SessionID == "":
-		return nil, reject(errMissingSession)
+		return nil, "", reject(errMissingSession)
 	}
-	return claims, nil
+	kid, _ := parsed.Header["kid"].(string)
+	return claims, kid, nil
+}
+
+// verified remembers tokens that passed verification, until they expire,
+// so a client's token costs one Ed25519 verification, not one per request
+// (about 60 µs). A hit is the very same token string, so every check but
+// time and key would give the same answer again; expiry is checked on
+// every hit, and so is the key still being one the gateway trusts.
+type verified struct {
+	mu sync.Mutex
+	m  map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	claims *Claims
+	kid    string
+	until  time.Time
+}
+
+// maxVerified bounds the cache; tokens are about 500 bytes.
+const maxVerified = 50_000
+
+func (c *verified) get(token string, now time.Time) (verifiedToken, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.m[token]
+	if ok && !now.Before(t.until) {
+		delete(c.m, token)
+		return t, false
+	}
+	return t, ok
+}
+
+func (c *verified) put(token, kid string, claims *Claims, now time.Time, leeway time.Duration) {
+	if claims.ExpiresAt == nil || len(token) > 4096 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxVerified {
+		for k, t := range c.m { // drop the expired, or an arbitrary tenth
+			if !now.Before(t.until) || len(c.m) > maxVerified*9/10 {
+				delete(c.m, k)
+			}
+		}
+	}
+	cp := *claims
+	c.m[token] = verifiedToken{claims: &cp, kid: kid, until: claims.ExpiresAt.Add(leeway)}
 }
 
 // key is the jwt.Keyfunc: it looks only at the kid header.

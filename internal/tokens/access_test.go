@@ -341,7 +341,21 @@ func BenchmarkIssue(b *testing.B) {
 	}
 }
 
+// BenchmarkVerify measures a full verification (a token not seen before);
+// BenchmarkVerifyCached a token the verifier has already verified.
 func BenchmarkVerify(b *testing.B) {
+	pool, _ := testDB(b)
+	keys := testKeys(b, pool)
+	token := access(b, NewIssuer(keys, Config{}), time.Now())
+	verifier := NewVerifier(keys, Config{})
+	for b.Loop() {
+		if _, _, err := verifier.verify(token); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifyCached(b *testing.B) {
 	pool, _ := testDB(b)
 	keys := testKeys(b, pool)
 	token := access(b, NewIssuer(keys, Config{}), time.Now())
@@ -350,5 +364,43 @@ func BenchmarkVerify(b *testing.B) {
 		if _, err := verifier.Verify(token); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestVerifiedCache: a repeated token is answered from the cache with
+// claims the caller cannot corrupt, but never past its expiry or once its
+// key is no longer trusted.
+func TestVerifiedCache(t *testing.T) {
+	pool, _ := testDB(t)
+	ctx := context.Background()
+	keys := testKeys(t, pool)
+	cfg := Config{Leeway: time.Millisecond}
+	issuer, verifier := NewIssuer(keys, Config{AccessTTL: 2 * time.Second}), NewVerifier(keys, cfg)
+	token := access(t, issuer, time.Now())
+	first, err := verifier.Verify(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Subject = "someone else"
+	again, err := verifier.Verify(token)
+	if err != nil || again.Subject != testUser {
+		t.Fatalf("cached verification = %v, %v; want the original claims", again, err)
+	}
+	time.Sleep(time.Until(again.ExpiresAt.Time.Add(10 * time.Millisecond)))
+	if _, err := verifier.Verify(token); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("an expired cached token: Verify = %v, want invalid", err)
+	}
+
+	token = access(t, NewIssuer(keys, Config{}), time.Now())
+	if _, err := verifier.Verify(token); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := keys.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := verifier.Verify(token); !errors.Is(err, errUnknownKid) {
+		t.Fatalf("a cached token of a retired key: Verify = %v, want unknown kid", err)
 	}
 }
