@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,11 +66,108 @@ const IdempotencyWindow = 24 * time.Hour
 
 // StatusStore reads and writes command results in strata.commands.
 type StatusStore struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	pending chan pendingInsert
+	running atomic.Bool
 }
 
 // NewStatusStore returns a store over pool.
-func NewStatusStore(pool *pgxpool.Pool) *StatusStore { return &StatusStore{pool: pool} }
+func NewStatusStore(pool *pgxpool.Pool) *StatusStore {
+	return &StatusStore{pool: pool, pending: make(chan pendingInsert, maxPendingBatch)}
+}
+
+// maxPendingBatch bounds the pending rows written by one statement.
+const maxPendingBatch = 256
+
+// pendingInsert is one request waiting for the batcher.
+type pendingInsert struct {
+	env  *Envelope
+	hash []byte
+	done chan pendingResult
+}
+
+type pendingResult struct {
+	st  *Status
+	err error
+}
+
+// Run batches the pending rows of concurrent requests until ctx is done:
+// it takes every request waiting, writes them with one statement and one
+// commit, and takes the next lot. A lone request waits for nothing; under
+// load many commits become one. Without Run, InsertPending writes each row
+// itself.
+func (s *StatusStore) Run(ctx context.Context) error {
+	s.running.Store(true)
+	defer s.running.Store(false)
+	for {
+		var batch []pendingInsert
+		select {
+		case <-ctx.Done():
+			s.drainPending(ctx)
+			return nil
+		case p := <-s.pending:
+			batch = append(batch, p)
+		}
+	more:
+		for len(batch) < maxPendingBatch {
+			select {
+			case p := <-s.pending:
+				batch = append(batch, p)
+			default:
+				break more
+			}
+		}
+		s.insertMany(ctx, batch)
+	}
+}
+
+// drainPending answers requests still queued at shutdown.
+func (s *StatusStore) drainPending(ctx context.Context) {
+	for {
+		select {
+		case p := <-s.pending:
+			p.done <- pendingResult{err: ctx.Err()}
+		default:
+			return
+		}
+	}
+}
+
+// insertMany writes a lot of pending rows in one statement; if that fails
+// it writes them one by one, so each request gets its own error.
+func (s *StatusStore) insertMany(ctx context.Context, batch []pendingInsert) {
+	n := len(batch)
+	ids, svc, typ, agg, actor, hash, at := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([][]byte, n), make([]time.Time, n)
+	for i, p := range batch {
+		e := p.env
+		ids[i], svc[i], typ[i], agg[i], actor[i], hash[i], at[i] = e.ID, e.Service(), e.Type, e.AggregateID, e.Actor.UserID, p.hash, e.IssuedAt
+	}
+	rows, err := s.pool.Query(ctx, `INSERT INTO strata.commands
+		(id, service, type, aggregate_id, actor, status, request_hash, submitted_at)
+		SELECT id, service, type, agg, actor, 'pending', hash, at
+		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bytea[], $7::timestamptz[])
+			AS t(id, service, type, agg, actor, hash, at)
+		RETURNING `+statusColumns, ids, svc, typ, agg, actor, hash, at)
+	var out []*Status
+	if err == nil {
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Status, error) { return scanStatus(r) })
+	}
+	if err != nil || len(out) != n {
+		for _, p := range batch {
+			st, err := s.insertOne(ctx, s.pool, p.env, nil, p.hash)
+			p.done <- pendingResult{st, err}
+		}
+		return
+	}
+	byID := make(map[string]*Status, n)
+	for _, st := range out {
+		byID[st.ID] = st
+	}
+	for _, p := range batch {
+		p.done <- pendingResult{st: byID[p.env.ID]}
+	}
+}
 
 const statusColumns = `id, type, aggregate_id, actor, status, code, reason, version, submitted_at, decided_at, projected_at`
 
@@ -119,20 +217,15 @@ func (s *StatusStore) InsertPending(ctx context.Context, sub Submission) (st *St
 			return nil, false, fmt.Errorf("status: expire key: %w", err)
 		}
 	}
-	insert := func(q Querier) (*Status, error) {
-		return scanStatus(q.QueryRow(ctx, `INSERT INTO strata.commands
-			(id, service, type, aggregate_id, actor, status, idempotency_key, request_hash, submitted_at)
-			VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,$8)
-			ON CONFLICT (actor, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-			RETURNING `+statusColumns,
-			env.ID, env.Service(), env.Type, env.AggregateID, env.Actor.UserID, key, sub.RequestHash, env.IssuedAt))
-	}
-	if sub.Secret == nil {
-		st, err = insert(s.pool)
-	} else {
+	switch {
+	case key == nil && sub.Secret == nil && s.running.Load():
+		st, err = s.queueInsert(ctx, env, sub.RequestHash)
+	case sub.Secret == nil:
+		st, err = s.insertOne(ctx, s.pool, env, key, sub.RequestHash)
+	default:
 		// The pending row and the staged secret commit together.
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if st, err = insert(tx); err != nil {
+			if st, err = s.insertOne(ctx, tx, env, key, sub.RequestHash); err != nil {
 				return err
 			}
 			return StageSecret(ctx, tx, env.Service(), env.ID, sub.Secret.Kind, sub.Secret.Value)
@@ -154,6 +247,39 @@ func (s *StatusStore) InsertPending(ctx context.Context, sub Submission) (st *St
 		return nil, false, ErrIdempotencyReused
 	}
 	return st, true, nil
+}
+
+// queueInsert hands a pending row to Run's batcher and waits for it.
+func (s *StatusStore) queueInsert(ctx context.Context, env *Envelope, hash []byte) (*Status, error) {
+	p := pendingInsert{env: env, hash: hash, done: make(chan pendingResult, 1)}
+	select {
+	case s.pending <- p:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-p.done:
+		return r.st, r.err
+	case <-ctx.Done():
+		// The row may still be written: it must not stay pending forever.
+		go func() {
+			if r := <-p.done; r.err == nil {
+				_ = s.MarkFailed(context.Background(), env.ID, "unavailable", "the request ended before the command was submitted")
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// insertOne writes one pending row; with an idempotency key already used
+// it returns ErrNotFound.
+func (s *StatusStore) insertOne(ctx context.Context, q Querier, env *Envelope, key *string, hash []byte) (*Status, error) {
+	return scanStatus(q.QueryRow(ctx, `INSERT INTO strata.commands
+		(id, service, type, aggregate_id, actor, status, idempotency_key, request_hash, submitted_at)
+		VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,$8)
+		ON CONFLICT (actor, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+		RETURNING `+statusColumns,
+		env.ID, env.Service(), env.Type, env.AggregateID, env.Actor.UserID, key, hash, env.IssuedAt))
 }
 
 // MarkFailed records that a pending command could not be submitted, and

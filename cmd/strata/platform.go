@@ -216,10 +216,12 @@ func (n *node) addGateway(ctx context.Context) (*gateway.Gateway, *commands.Bus,
 	if err != nil {
 		return nil, nil, err
 	}
+	statuses := commands.NewStatusStore(n.pool)
+	n.runners = append(n.runners, statuses)
 	g, err := gateway.New(gateway.Config{
 		Pool:      n.pool,
 		Bus:       bus,
-		Statuses:  commands.NewStatusStore(n.pool),
+		Statuses:  statuses,
 		Schemas:   sch,
 		Auth:      reads,
 		Checks:    n.checks,

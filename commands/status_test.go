@@ -1,0 +1,59 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-cqrs/strata/internal/postgres"
+	"github.com/strata-cqrs/strata/internal/testkit"
+)
+
+// TestPendingRowsAreBatched: with Run going, concurrent submissions are
+// written together, each caller gets its own row back, and a row that
+// cannot be written fails alone.
+func TestPendingRowsAreBatched(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool := testkit.PostgresPool(t)
+	if err := postgres.Migrate(ctx, pool, Migrations("auth")); err != nil {
+		t.Fatal(err)
+	}
+	s := NewStatusStore(pool)
+	go func() { _ = s.Run(ctx) }()
+	testkit.Eventually(t, 5*time.Second, s.running.Load, "the batcher runs")
+
+	dup := &Envelope{ID: NewID(), Type: "auth.CreateRole", AggregateID: NewID(), Actor: Actor{UserID: "u"}, IssuedAt: time.Now()}
+	if _, _, err := s.InsertPending(ctx, Submission{Envelope: dup}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	envs := make([]*Envelope, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range envs {
+		envs[i] = &Envelope{ID: NewID(), Type: "auth.CreateRole", AggregateID: NewID(), Actor: Actor{UserID: "u"}, IssuedAt: time.Now()}
+		if i == n/2 {
+			envs[i] = dup // its id is taken: only it may fail
+		}
+		wg.Go(func() {
+			st, _, err := s.InsertPending(ctx, Submission{Envelope: envs[i], RequestHash: []byte{byte(i)}})
+			if err == nil && (st.ID != envs[i].ID || st.Status != StatusPending) {
+				err = errors.New("got another command's row: " + st.ID)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (err != nil) != (i == n/2) {
+			t.Errorf("submission %d: %v", i, err)
+		}
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM strata.commands`).Scan(&rows); err != nil || rows != n {
+		t.Fatalf("%d rows, want %d: %v", rows, n, err)
+	}
+}
