@@ -120,7 +120,7 @@ func BenchmarkEventEncode(b *testing.B) {
 			b.Fatal(err)
 		}
 		r := JournalEvent{EventID: NewID(), AggregateType: "role", AggregateID: NewID(), Version: 7,
-			Type: "auth.PermissionGranted.v1", Data: data, OccurredAt: time.Now(), PrevHash: GenesisHash}
+			Type: "auth.PermissionGranted.v1", Data: data, OccurredAt: time.Now(), PrevHash: GenesisHash, canonicalData: true}
 		if _, err := r.ComputeHash(); err != nil {
 			b.Fatal(err)
 		}

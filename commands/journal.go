@@ -206,6 +206,7 @@ func plan(a *Aggregate, events []aggregates.Event, meta Metadata, now time.Time)
 			Metadata:      meta,
 			OccurredAt:    at,
 			PrevHash:      prev,
+			canonicalData: true,
 		}
 		if r.Hash, err = r.ComputeHash(); err != nil {
 			return nil, err
@@ -292,6 +293,9 @@ func containsKey(keys []aggregates.UniqueKey, k aggregates.UniqueKey) bool {
 
 // CanonicalJSONOf marshals v and canonicalizes the result.
 func CanonicalJSONOf(v any) ([]byte, error) {
+	if b, ok := canonicalFlat(v); ok {
+		return b, nil
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
