@@ -32,7 +32,18 @@ deploy-check:
 microbench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./aggregates/... ./commands/... ./projections/... | tee bench.out
 
-bench: microbench
+## bench: every `strata bench` scenario at a size that takes about 3 minutes;
+## tables on the terminal, one JSON object per scenario and line in bench/results.json.
+BENCH_EVENTS   ?= 100000
+BENCH_DURATION ?= 60s
+BENCH_SCENARIOS ?= baseline relay projector e2e replay
+bench: build
+	@mkdir -p bench && : > bench/results.json
+	@failed=""; for s in $(BENCH_SCENARIOS); do \
+		bin/strata bench $$s --events $(BENCH_EVENTS) --duration $(BENCH_DURATION) --json-out bench/results.json \
+			|| failed="$$failed $$s"; echo; \
+	done; test -z "$$failed" || { echo "bench failed:$$failed"; exit 1; }
+	@echo "results: bench/results.json"
 
 clean:
 	rm -rf bin .strata bench.out

@@ -24,6 +24,7 @@ usage:
   strata service NAME [flags]  one service's worker, relay and projectors (NAME: auth)
   strata migrate  [flags]   apply database migrations and exit
   strata admin rotate-keys  add a new JWT signing key (gateways pick it up without a restart)
+  strata bench SCENARIO [flags]  measure the platform against raw baselines (e2e, relay, projector, replay, baseline)
 
 Run "strata MODE -h" for a mode's flags. Every flag has a STRATA_* variable.
 `
@@ -72,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		action := rest[0]
 		m, err = parse(&cfg, mode, rest[1:], stderr, func() Main { return NewAdminMain(cfg, action, stdout) })
+	case "bench":
+		m, err = parseBench(&cfg, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
