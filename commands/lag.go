@@ -7,11 +7,13 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ProjectionLag returns how long the oldest accepted command has waited to
-// be projected (0 when none waits). Readiness checks compare it with a
-// bound: a stuck projector shows here whatever its cause.
+// ProjectionLag returns how long the oldest accepted command of the last
+// ten minutes has waited to be projected (0 when none waits). Readiness
+// checks compare it with a bound: a stuck projector shows here whatever its
+// cause, and long before ten minutes pass.
 func ProjectionLag(ctx context.Context, q Querier) (time.Duration, error) {
-	return age(ctx, q, `SELECT min(decided_at) FROM strata.commands WHERE status = 'accepted'`)
+	return age(ctx, q, `SELECT min(decided_at) FROM strata.commands
+		WHERE submitted_at > now() - interval '10 minutes' AND status = 'accepted'`)
 }
 
 // RelayLag returns how long a service's oldest unpublished event has
