@@ -136,7 +136,7 @@ func NewWriter(brokers []string, topic string) *kafkago.Writer {
 	w.Balancer = &kafkago.Murmur2Balancer{}
 	w.RequiredAcks = kafkago.RequireAll
 	w.BatchTimeout = 2 * time.Millisecond
-	w.BatchSize = 1000
+	w.BatchSize = 256
 	w.AllowAutoTopicCreation = false
 	return w
 }
