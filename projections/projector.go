@@ -36,6 +36,9 @@ type Event struct {
 	Time          time.Time
 	Data          json.RawMessage
 	Event         aggregates.Event // nil when the type is unknown to this build
+	// Last is set on an aggregate's last event in the batch being applied:
+	// bookkeeping such as a row's version need only be written then.
+	Last bool
 }
 
 // Projection is one read model: the topics it consumes and how it applies
@@ -223,6 +226,21 @@ func (p *Projector) applyWithRetry(ctx context.Context, msgs []kafkago.Message) 
 	}
 }
 
+// MarkLast sets Last on each aggregate's last event among events that are
+// newer than applied (the versions already applied; nil for none).
+func MarkLast(events []*Event, applied map[string]int64) {
+	last := make(map[string]*Event, len(events))
+	for _, e := range events {
+		e.Last = false
+		if e.Version > applied[e.AggregateID] {
+			last[e.AggregateID] = e
+		}
+	}
+	for _, e := range last {
+		e.Last = true
+	}
+}
+
 // ErrGap means an event arrived whose predecessor was never applied.
 var ErrGap = errors.New("projector: version gap")
 
@@ -235,6 +253,7 @@ func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) 
 	if err != nil {
 		return 0, err
 	}
+	MarkLast(events, versions)
 	b := &Batch{}
 	changed := map[string]bool{}
 	var marks struct {

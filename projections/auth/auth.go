@@ -98,14 +98,14 @@ func Apply(b *projections.Batch, e *projections.Event) error {
 		b.Queue(`INSERT INTO auth_read.roles (id, name, description, version, created_at, updated_at)
 			VALUES ($1,$2,$3,$4,$5,$5)`, id, ev.Name, ev.Description, v, at)
 	case domain.RoleRenamed:
-		touch(b, "roles", id, v, at, `name=$4`, ev.Name)
+		touch(b, e, "roles", `name=$4`, ev.Name)
 		b.Queue(`UPDATE auth_read.user_roles SET role_name=$2 WHERE role_id=$1`, id, ev.Name)
 	case domain.PermissionGranted:
-		touch(b, "roles", id, v, at, ``)
+		touch(b, e, "roles", ``)
 		b.Queue(`INSERT INTO auth_read.role_permissions (role_id, permission_id, permission_name, granted_at)
 			VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING`, id, ev.PermissionID, ev.PermissionName, at)
 	case domain.PermissionRevoked:
-		touch(b, "roles", id, v, at, ``)
+		touch(b, e, "roles", ``)
 		b.Queue(`DELETE FROM auth_read.role_permissions WHERE role_id=$1 AND permission_id=$2`, id, ev.PermissionID)
 	case domain.RoleDeleted:
 		b.Queue(`DELETE FROM auth_read.user_roles WHERE role_id=$1`, id)
@@ -114,27 +114,33 @@ func Apply(b *projections.Batch, e *projections.Event) error {
 		b.Queue(`INSERT INTO auth_read.users (id, email, name, status, version, created_at, updated_at)
 			VALUES ($1,$2,$3,'active',$4,$5,$5)`, id, ev.Email, ev.Name, v, at)
 	case domain.PasswordChanged:
-		touch(b, "users", id, v, at, ``)
+		touch(b, e, "users", ``)
 	case domain.RoleAssigned:
-		touch(b, "users", id, v, at, ``)
+		touch(b, e, "users", ``)
 		b.Queue(`INSERT INTO auth_read.user_roles (user_id, role_id, role_name, assigned_at)
 			VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING`, id, ev.RoleID, ev.RoleName, at)
 	case domain.RoleRevoked:
-		touch(b, "users", id, v, at, ``)
+		touch(b, e, "users", ``)
 		b.Queue(`DELETE FROM auth_read.user_roles WHERE user_id=$1 AND role_id=$2`, id, ev.RoleID)
 	case domain.UserDisabled:
-		touch(b, "users", id, v, at, `status='disabled'`)
+		touch(b, e, "users", `status='disabled'`)
 	case domain.UserEnabled:
-		touch(b, "users", id, v, at, `status='active'`)
+		touch(b, e, "users", `status='active'`)
 	}
 	return nil
 }
 
-// touch bumps a row's version and update time, plus an optional extra
-// assignment using $4.
-func touch(b *projections.Batch, table, id string, v int64, at any, set string, args ...any) {
+// touch sets a row's version and update time, plus an optional extra
+// assignment using $4. Without one it is queued only for the aggregate's
+// last event of the batch: a role granted 27 permissions in one batch is
+// updated once.
+func touch(b *projections.Batch, e *projections.Event, table, set string, args ...any) {
+	if set == "" && !e.Last {
+		return
+	}
 	if set != "" {
 		set = ", " + set
 	}
-	b.Queue(`UPDATE auth_read.`+table+` SET version=$2, updated_at=$3`+set+` WHERE id=$1`, append([]any{id, v, at}, args...)...)
+	b.Queue(`UPDATE auth_read.`+table+` SET version=$2, updated_at=$3`+set+` WHERE id=$1`,
+		append([]any{e.AggregateID, e.Version, e.Time}, args...)...)
 }

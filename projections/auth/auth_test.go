@@ -60,6 +60,11 @@ func readModel(t *testing.T, batches ...[]projections.Event) (*auth.Store, *pgxp
 	for _, batch := range batches {
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			b := &projections.Batch{}
+			ptrs := make([]*projections.Event, len(batch))
+			for i := range batch {
+				ptrs[i] = &batch[i]
+			}
+			projections.MarkLast(ptrs, nil)
 			for i := range batch {
 				if err := auth.Apply(b, &batch[i]); err != nil {
 					return err
