@@ -51,8 +51,9 @@ func (c *stateCache) put(k stateKey, a *Aggregate) {
 type group struct {
 	w        *Worker
 	states   map[stateKey]*Aggregate
-	wrong    map[stateKey]bool   // the id belongs to an aggregate of another type
-	keys     map[[2]string]keyOp // net key changes of the batch
+	byID     map[string][]stateKey // the states wanting each aggregate id
+	wrong    map[stateKey]bool     // the id belongs to an aggregate of another type
+	keys     map[[2]string]keyOp   // net key changes of the batch
 	outcomes []outcome
 	rows     []JournalEvent
 }
@@ -98,7 +99,7 @@ func (w *Worker) groupCommit(ctx context.Context, tx pgx.Tx, cmds []*Envelope) (
 		}
 		pending = append(pending, w.decode(env))
 	}
-	g := &group{w: w, states: map[stateKey]*Aggregate{}, wrong: map[stateKey]bool{}, keys: map[[2]string]keyOp{}}
+	g := &group{w: w, states: map[stateKey]*Aggregate{}, byID: map[string][]stateKey{}, wrong: map[stateKey]bool{}, keys: map[[2]string]keyOp{}}
 	decided, err := g.load(ctx, tx, pending)
 	if err != nil {
 		return nil, err
@@ -157,6 +158,7 @@ func (g *group) load(ctx context.Context, tx pgx.Tx, pending []pendingCommand) (
 			a = &cp
 		}
 		g.states[k] = a
+		g.byID[id] = append(g.byID[id], k)
 		aggIDs, from = append(aggIDs, id), append(from, a.Version)
 	}
 	for _, p := range pending {
@@ -213,8 +215,9 @@ func (g *group) fold(res pgx.BatchResults) error {
 		if err := rows.Scan(&id, &typ, &version, &etype, &data, &hash); err != nil {
 			return err
 		}
-		for k, a := range g.states {
-			if k.id != id || a.Version >= version {
+		for _, k := range g.byID[id] {
+			a := g.states[k]
+			if a.Version >= version {
 				continue
 			}
 			if k.typ != typ {

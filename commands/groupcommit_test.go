@@ -80,3 +80,18 @@ func TestWorkerContestedKeyFallsBackToOneByOne(t *testing.T) {
 		t.Fatalf("one-by-one batches %d, want 1", w.oneByOne.Load())
 	}
 }
+
+// TestWorkerPoisonCommandDoesNotBlock: a value Postgres refuses (NUL in
+// jsonb) fails the grouped transaction; the per-command path rejects that
+// command alone and decides the rest of the batch.
+func TestWorkerPoisonCommandDoesNotBlock(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	poison := h.command(NewID(), auth.CreateRole{Name: "Poison", Description: "a\u0000b"})
+	fine := h.command(NewID(), auth.CreateRole{Name: "Fine"})
+	h.submit(poison)
+	h.submit(fine)
+	h.start(h.ctx, h.newWorker(nil))
+	wantOutcome(t, h.decided(poison.ID), StatusRejected, "invalid_command")
+	wantOutcome(t, h.decided(fine.ID), StatusAccepted, "")
+}

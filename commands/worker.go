@@ -212,10 +212,17 @@ func (w *Worker) commit(ctx context.Context, cmds []incoming) error {
 		w.grouped.Add(1)
 		return nil
 	}
-	if !errors.Is(err, errSlowPath) {
+	if ctx.Err() != nil {
 		return err
 	}
-	w.log.Debug("batch decided command by command", "commands", len(cmds))
+	// Any failure of the grouped transaction (a contested key, a concurrent
+	// append, a value Postgres refuses for one command) is retried command
+	// by command, which rejects a poison command alone instead of blocking
+	// the partition; a fault that is not about one command fails there too
+	// and the batch is retried.
+	if !errors.Is(err, errSlowPath) {
+		w.log.Warn("group commit failed; deciding the batch command by command", "err", err)
+	}
 	err = pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error { return w.decideAll(ctx, tx, cmds) })
 	if err == nil {
 		w.oneByOne.Add(1)

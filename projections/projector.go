@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -226,13 +227,18 @@ func (p *Projector) applyWithRetry(ctx context.Context, msgs []kafkago.Message) 
 	}
 }
 
-// MarkLast sets Last on each aggregate's last event among events that are
-// newer than applied (the versions already applied; nil for none).
+// MarkLast sets Last on the event that brings each aggregate to its
+// highest version in the batch, if newer than applied (the versions
+// already applied; nil for none). A redelivered copy later in the batch is
+// skipped when applying, so it is never the one marked.
 func MarkLast(events []*Event, applied map[string]int64) {
 	last := make(map[string]*Event, len(events))
 	for _, e := range events {
 		e.Last = false
-		if e.Version > applied[e.AggregateID] {
+		if e.Version <= applied[e.AggregateID] {
+			continue
+		}
+		if l, ok := last[e.AggregateID]; !ok || e.Version > l.Version {
 			last[e.AggregateID] = e
 		}
 	}
@@ -292,13 +298,26 @@ func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) 
 	return applied, nil
 }
 
+// loadVersions reads, and locks for the transaction, the applied version of
+// every aggregate in the batch. The lock makes two projector instances
+// that overlap during a rebalance apply an aggregate's events one after
+// the other: the second sees what the first applied and skips it.
 func (p *Projector) loadVersions(ctx context.Context, tx pgx.Tx, events []*Event) (map[string]int64, error) {
+	seen := make(map[string]bool, len(events))
 	ids := make([]string, 0, len(events))
 	for _, e := range events {
-		ids = append(ids, e.AggregateID)
+		if !seen[e.AggregateID] {
+			seen[e.AggregateID] = true
+			ids = append(ids, e.AggregateID)
+		}
+	}
+	sort.Strings(ids) // one lock order for every instance
+	if _, err := tx.Exec(ctx, `INSERT INTO `+p.schema()+`.projection_versions (projection, aggregate_id, version)
+		SELECT $1, a, 0 FROM unnest($2::uuid[]) AS a ORDER BY a ON CONFLICT DO NOTHING`, p.cfg.Projection.Name, ids); err != nil {
+		return nil, err
 	}
 	rows, err := tx.Query(ctx, `SELECT aggregate_id::text, version FROM `+p.schema()+`.projection_versions
-		WHERE projection=$1 AND aggregate_id = ANY($2::uuid[])`, p.cfg.Projection.Name, ids)
+		WHERE projection=$1 AND aggregate_id = ANY($2::uuid[]) ORDER BY aggregate_id FOR UPDATE`, p.cfg.Projection.Name, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +346,8 @@ func (p *Projector) storeVersions(b *Batch, versions map[string]int64, changed m
 	}
 	b.Queue(`INSERT INTO `+p.schema()+`.projection_versions (projection, aggregate_id, version)
 		SELECT $1, a, v FROM unnest($2::uuid[], $3::bigint[]) AS t(a, v)
-		ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = EXCLUDED.version`,
+		ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = EXCLUDED.version
+		WHERE `+p.schema()+`.projection_versions.version < EXCLUDED.version`,
 		p.cfg.Projection.Name, ids, vs)
 }
 

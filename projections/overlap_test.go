@@ -1,0 +1,73 @@
+package projections
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestOverlappingInstancesApplyOnce: after a rebalance the old owner of a
+// partition may still be applying a batch while the new owner applies the
+// same events. The version rows are locked, so whichever commits second
+// sees the first's versions: every event is applied once and the stored
+// version never moves back.
+func TestOverlappingInstancesApplyOnce(t *testing.T) {
+	r := newRig(t, 1)
+	p, err := New(Config{Projection: r.proj, Brokers: r.brokers, Pool: r.pool, Decoder: r.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	agg := newID()
+	ev := func(v int64) *Event {
+		return &Event{Type: tickedType, AggregateID: agg, Version: v, Event: ticked{N: v}}
+	}
+	newOwner, err := r.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.applyBatch(ctx, newOwner, []*Event{ev(1), ev(2), ev(3)}); err != nil {
+		t.Fatal(err)
+	}
+	oldOwner := make(chan error, 1)
+	go func() {
+		tx, err := r.pool.Begin(ctx)
+		if err == nil {
+			if _, err = p.applyBatch(ctx, tx, []*Event{ev(1)}); err == nil {
+				err = tx.Commit(ctx)
+			} else {
+				_ = tx.Rollback(ctx)
+			}
+		}
+		oldOwner <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the old owner is now waiting on the lock
+	if err := newOwner.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-oldOwner; err != nil {
+		t.Fatalf("the overlapping batch failed: %v", err)
+	}
+	var applied, version int64
+	if err := r.pool.QueryRow(ctx, `SELECT applied FROM ptest.counts WHERE aggregate_id=$1`, agg).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.pool.QueryRow(ctx, `SELECT version FROM ptest.projection_versions WHERE aggregate_id=$1`, agg).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	if applied != 3 || version != 3 {
+		t.Fatalf("applied %d times, stored version %d; want 3 and 3", applied, version)
+	}
+}
+
+// TestMarkLastIgnoresRedeliveredCopies: the event that brings an aggregate
+// to its highest version is the one marked, not a later duplicate.
+func TestMarkLastIgnoresRedeliveredCopies(t *testing.T) {
+	a := newID()
+	v5, v6, v5dup, v6dup := &Event{AggregateID: a, Version: 5}, &Event{AggregateID: a, Version: 6},
+		&Event{AggregateID: a, Version: 5}, &Event{AggregateID: a, Version: 6}
+	MarkLast([]*Event{v5, v6, v5dup, v6dup}, map[string]int64{a: 4})
+	if !v6.Last || v5.Last || v5dup.Last || v6dup.Last {
+		t.Fatalf("marked v5=%v v6=%v dup5=%v dup6=%v; want only the first v6", v5.Last, v6.Last, v5dup.Last, v6dup.Last)
+	}
+}
