@@ -93,6 +93,9 @@ func (g *Gateway) commandStream(w http.ResponseWriter, r *http.Request) {
 		g.internal(w, r, err)
 		return
 	}
+	// The server's write timeout is for ordinary answers; a stream lives
+	// up to streamLimit.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(streamLimit + 5*time.Second))
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)

@@ -50,15 +50,20 @@ func (h *Hub) Subscribe(id string) (<-chan struct{}, func()) {
 func (h *Hub) signal(id string, all bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for sid, set := range h.subs {
-		if all || sid == id {
-			for ch := range set {
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
+	wake := func(set map[chan struct{}]struct{}) {
+		for ch := range set {
+			select {
+			case ch <- struct{}{}:
+			default:
 			}
 		}
+	}
+	if !all {
+		wake(h.subs[id])
+		return
+	}
+	for _, set := range h.subs {
+		wake(set)
 	}
 }
 

@@ -22,6 +22,8 @@ type Committer struct {
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
+	ctx     context.Context // cancelled by Close when a commit hangs
+	cancel  context.CancelFunc
 }
 
 type topicPartition struct {
@@ -36,6 +38,7 @@ func NewCommitter(r *kafkago.Reader, log *slog.Logger) *Committer {
 	}
 	c := &Committer{r: r, log: log, pending: map[topicPartition]kafkago.Message{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.loop()
 	return c
 }
@@ -61,11 +64,9 @@ func (c *Committer) loop() {
 	for {
 		select {
 		case <-c.wake:
-			c.flush(context.Background())
+			c.flush(c.ctx)
 		case <-c.stop:
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			c.flush(ctx)
-			cancel()
+			c.flush(c.ctx)
 			return
 		}
 	}
@@ -92,9 +93,16 @@ func (c *Committer) flush(ctx context.Context) {
 	}
 }
 
-// Close commits what is pending (waiting at most 5 s) and stops. Call it
-// before closing the reader.
+// Close commits what is pending (waiting at most 5 s: a commit blocks
+// while the reader has no group generation, e.g. with the broker gone)
+// and stops. Call it before closing the reader.
 func (c *Committer) Close() {
 	close(c.stop)
-	<-c.done
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+		c.cancel()
+		<-c.done
+	}
+	c.cancel()
 }
