@@ -162,7 +162,20 @@ func TestInsertPendingIdempotency(t *testing.T) {
 			t.Errorf("after the window = %+v, existing=%v, %v; want a new command", fresh, existing, err)
 		}
 	})
-	if n := h.count(`SELECT count(*) FROM strata.commands`); n != 3 {
-		t.Errorf("%d status rows, want 3 (first, other key, after the window)", n)
+	t.Run("FailedAttemptIsRetried", func(t *testing.T) {
+		failed, _, err := submit("key-3", "POST /roles {later}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.status.MarkFailed(h.ctx, failed.ID, "unavailable", "no bus"); err != nil {
+			t.Fatal(err)
+		}
+		retry, existing, err := submit("key-3", "POST /roles {later}")
+		if err != nil || existing || retry.ID == failed.ID || retry.Status != StatusPending {
+			t.Errorf("retry after a failed attempt = %+v, existing=%v, %v; want a new pending command", retry, existing, err)
+		}
+	})
+	if n := h.count(`SELECT count(*) FROM strata.commands`); n != 5 {
+		t.Errorf("%d status rows, want 5 (first, other key, after the window, failed, its retry)", n)
 	}
 }

@@ -246,6 +246,15 @@ func (s *StatusStore) InsertPending(ctx context.Context, sub Submission) (st *St
 	if !bytes.Equal(hash, sub.RequestHash) {
 		return nil, false, ErrIdempotencyReused
 	}
+	if st.Status == StatusFailed {
+		// That attempt never reached Kafka and the client was told to
+		// retry: the key now names the retry.
+		if _, err := s.pool.Exec(ctx, `UPDATE strata.commands SET idempotency_key = NULL
+			WHERE id = $1 AND status = 'failed'`, st.ID); err != nil {
+			return nil, false, err
+		}
+		return s.InsertPending(ctx, sub)
+	}
 	return st, true, nil
 }
 

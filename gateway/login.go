@@ -96,6 +96,14 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, codeValidation, "email (1-254 bytes) and password (1-128 characters) are required")
 		return
 	}
+	if !domain.ValidEmail(domain.NormalizeEmail(in.Email)) {
+		// Not an address, so no account: answer like a wrong password, but
+		// record nothing, since what was typed (a password, perhaps) would
+		// otherwise reach the journal and the auth.login topic.
+		g.cfg.Passwords.Dummy(r.Context(), in.Password)
+		writeProblem(w, r, codeInvalidCredentials, "the email or password is wrong")
+		return
+	}
 	leave, entered := g.enterLogin(w, r, in.Email)
 	if !entered {
 		return

@@ -236,9 +236,20 @@ func (g *Gateway) record(w http.ResponseWriter, r *http.Request, wr write, sub c
 	}
 	if err := g.cfg.Bus.Send(r.Context(), env); err != nil {
 		g.abandon(w, r, env, "produce command", err, "the command bus is unavailable; retry later")
+		if late, ok := g.decidedAnyway(r, env.ID); ok {
+			return late, true // the produce had gone through after all
+		}
 		return nil, false
 	}
 	return st, true
+}
+
+// decidedAnyway reports a command that a worker decided although its
+// produce reported a failure (a timeout after delivery): MarkFailed left
+// it alone, and the client must not be told to retry it.
+func (g *Gateway) decidedAnyway(r *http.Request, id string) (*commands.Status, bool) {
+	st, err := g.cfg.Statuses.Get(context.WithoutCancel(r.Context()), id)
+	return st, err == nil && st.Status != commands.StatusFailed && st.Status != commands.StatusPending
 }
 
 // abandon marks a recorded command failed because step could not be done,
@@ -247,6 +258,9 @@ func (g *Gateway) abandon(w http.ResponseWriter, r *http.Request, env *commands.
 	g.log.Error(step, "command_id", env.ID, "err", err)
 	if err := g.cfg.Statuses.MarkFailed(context.WithoutCancel(r.Context()), env.ID, codeUnavailable, "the command could not be submitted"); err != nil {
 		g.log.Error("mark command failed", "command_id", env.ID, "err", err)
+	}
+	if _, decided := g.decidedAnyway(r, env.ID); decided {
+		return // the caller answers with the decided command
 	}
 	writeProblem(w, r, codeUnavailable, detail)
 }

@@ -33,6 +33,9 @@ const SecretPassword = "password"
 
 var emailShape = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 
+// ValidEmail reports whether e (normalized) has the shape of an address.
+func ValidEmail(e string) bool { return len(e) <= MaxEmail && emailShape.MatchString(e) }
+
 // NormalizeEmail trims and lower-cases an email address.
 func NormalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
 
@@ -150,7 +153,7 @@ func DecideUser(u User, c aggregates.Command, ctx aggregates.Context) ([]aggrega
 	switch c := c.(type) {
 	case RegisterUser:
 		email, name := NormalizeEmail(c.Email), strings.TrimSpace(c.Name)
-		if len(email) > MaxEmail || !emailShape.MatchString(email) {
+		if !ValidEmail(email) {
 			return nil, aggregates.Reject(CodeInvalidEmail, "%q is not an email address", c.Email)
 		}
 		if name == "" || utf8.RuneCountInString(name) > MaxUserName {
