@@ -337,11 +337,13 @@ func scanJournalEvent(row pgx.CollectableRow) (JournalEvent, error) {
 // staged (it did not come through the gateway).
 const CodeMissingSecret = "missing_secret"
 
-// StageSecret records a command's secret until the worker decides it. It
-// runs in the gateway's transaction with the pending row.
+// StageSecret records a command's secret until the worker decides it,
+// replacing one staged before for the same command. It runs in the
+// gateway's transaction with the pending row.
 func StageSecret(ctx context.Context, q Querier, service, commandID, kind string, value []byte) error {
 	_, err := q.Exec(ctx, `INSERT INTO `+pgx.Identifier{service}.Sanitize()+`.staged_secrets (command_id, kind, value)
-		VALUES ($1,$2,$3)`, commandID, kind, value)
+		VALUES ($1,$2,$3) ON CONFLICT (command_id) DO UPDATE SET kind = EXCLUDED.kind, value = EXCLUDED.value`,
+		commandID, kind, value)
 	return err
 }
 

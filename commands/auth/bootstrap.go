@@ -218,13 +218,7 @@ func (b *bootstrap) run(ctx context.Context, res *BootstrapResult, steps []step)
 			Payload:       payload,
 		}
 		ids = append(ids, env.ID)
-		if _, err := b.statuses.Get(ctx, env.ID); err == nil {
-			continue // submitted by an earlier run
-		}
-		if _, _, err := b.statuses.InsertPending(ctx, commands.Submission{Envelope: env, Secret: s.secret}); err != nil {
-			return fmt.Errorf("bootstrap %s: %w", env.Type, err)
-		}
-		if err := b.cfg.Bus.Send(ctx, env); err != nil {
+		if err := b.submit(ctx, env, s.secret); err != nil {
 			return fmt.Errorf("bootstrap %s: %w", env.Type, err)
 		}
 	}
@@ -235,6 +229,36 @@ func (b *bootstrap) run(ctx context.Context, res *BootstrapResult, steps []step)
 		res.Created++
 	}
 	return nil
+}
+
+// submit records and produces a step's command. A step an earlier run
+// already submitted is skipped once decided, produced again while pending
+// (the worker dedupes by id), and retried when its produce had failed; its
+// secret is staged again either way, so the password of this run is the
+// one that counts.
+func (b *bootstrap) submit(ctx context.Context, env *commands.Envelope, secret *commands.Secret) error {
+	st, err := b.statuses.Get(ctx, env.ID)
+	switch {
+	case errors.Is(err, commands.ErrNotFound):
+		if _, _, err := b.statuses.InsertPending(ctx, commands.Submission{Envelope: env, Secret: secret}); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case st.Status == commands.StatusFailed || st.Status == commands.StatusPending:
+		if _, err := b.cfg.Pool.Exec(ctx, `UPDATE strata.commands SET status = 'pending', code = NULL, reason = NULL,
+			decided_at = NULL WHERE id = $1 AND status IN ('pending', 'failed')`, env.ID); err != nil {
+			return err
+		}
+		if secret != nil {
+			if err := commands.StageSecret(ctx, b.cfg.Pool, domain.Service, env.ID, secret.Kind, secret.Value); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil // decided by an earlier run
+	}
+	return b.cfg.Bus.Send(ctx, env)
 }
 
 // await polls until a command is decided.
