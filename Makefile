@@ -11,8 +11,8 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/strata ./cmd/strata
 
-## test: vet, every test under the race detector, and the compose file check.
-test: vet deploy-check
+## test: gofmt, vet, staticcheck, every test under the race detector, and the compose file check.
+test: lint deploy-check
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 vet:
@@ -20,7 +20,7 @@ vet:
 	$(GO) vet $(PKGS)
 
 lint: vet
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
 
 deploy-check:
 	@if command -v docker-compose >/dev/null 2>&1; then \

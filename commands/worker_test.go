@@ -320,12 +320,11 @@ func TestWorkerDecidesAgainstTheJournal(t *testing.T) {
 	h.startWorker()
 	perm, role, renamedFrom := NewID(), NewID(), NewID()
 	type step struct {
-		name        string
-		env         *Envelope
-		status      string
-		code        string
-		version     int64 // of the aggregate after an accepted command
-		holderOfKey string
+		name    string
+		env     *Envelope
+		status  string
+		code    string
+		version int64 // of the aggregate after an accepted command
 	}
 	steps := []step{
 		{name: "CreatePermission", env: h.command(perm, auth.CreatePermission{Name: "roles:write"}), status: StatusAccepted, version: 1},

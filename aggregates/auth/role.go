@@ -149,6 +149,7 @@ func DecideRole(r Role, c aggregates.Command, ctx aggregates.Context) ([]aggrega
 		if !r.Permissions[c.PermissionID] {
 			return nil, aggregates.Reject(CodeNotGranted, "role %q does not hold permission %s", r.Name, c.PermissionID)
 		}
+		//lint:ignore S1016 a command and its event are distinct contracts that happen to share a shape
 		return []aggregates.Event{PermissionRevoked{PermissionID: c.PermissionID}}, nil
 	case DeleteRole:
 		return []aggregates.Event{RoleDeleted{Name: r.Name}}, nil

@@ -175,6 +175,7 @@ func DecideUser(u User, c aggregates.Command, ctx aggregates.Context) ([]aggrega
 		if !u.Roles[c.RoleID] {
 			return nil, aggregates.Reject(CodeNotAssigned, "user does not have role %s", c.RoleID)
 		}
+		//lint:ignore S1016 a command and its event are distinct contracts that happen to share a shape
 		return []aggregates.Event{RoleRevoked{RoleID: c.RoleID}}, nil
 	case DisableUser:
 		if u.Disabled {

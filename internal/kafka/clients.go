@@ -160,16 +160,16 @@ type ReaderOptions struct {
 func (o ReaderOptions) Validate() error {
 	var errs []error
 	if len(o.Brokers) == 0 {
-		errs = append(errs, errors.New("Brokers is required"))
+		errs = append(errs, errors.New("kafka reader: Brokers is required"))
 	}
 	if o.GroupID == "" {
-		errs = append(errs, errors.New("GroupID is required"))
+		errs = append(errs, errors.New("kafka reader: GroupID is required"))
 	}
 	if len(o.Topics) == 0 {
-		errs = append(errs, errors.New("Topics is required"))
+		errs = append(errs, errors.New("kafka reader: Topics is required"))
 	}
 	if slices.Contains(o.Topics, "") {
-		errs = append(errs, errors.New("Topics holds an empty name"))
+		errs = append(errs, errors.New("kafka reader: Topics holds an empty name"))
 	}
 	return errors.Join(errs...)
 }

@@ -65,7 +65,7 @@ func (o EmbeddedOptions) Validate() error {
 		errs = append(errs, fmt.Errorf("Addr %q: %w", o.Addr, err))
 	}
 	if o.Partitions < 1 {
-		errs = append(errs, fmt.Errorf("Partitions %d: must be at least 1", o.Partitions))
+		errs = append(errs, fmt.Errorf("embedded kafka: Partitions %d must be at least 1", o.Partitions))
 	}
 	return errors.Join(errs...)
 }
