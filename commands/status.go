@@ -309,8 +309,7 @@ func (s *StatusStore) MarkFailed(ctx context.Context, id, code, reason string) e
 
 // decide records the worker's outcome inside its transaction. A row that
 // does not exist yet is created, so a signed command produced without a
-// pending row still gets a status. It returns false when the row had
-// already been decided.
+// pending row still gets a status; a row already decided is left as it is.
 func decide(ctx context.Context, tx pgx.Tx, env *Envelope, status string, code, reason *string, version *int64) error {
 	_, err := tx.Exec(ctx, `INSERT INTO strata.commands
 		(id, service, type, aggregate_id, actor, status, code, reason, version, submitted_at, decided_at, projected_at)
