@@ -5,6 +5,7 @@ package aggregates
 
 import (
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -113,6 +114,8 @@ type Definition struct {
 	// that appear and releases the ones that disappear, in the same
 	// transaction as the events.
 	Keys func(state any) []UniqueKey
+
+	idx index
 }
 
 // Topic is the Kafka topic of the aggregate's events.
@@ -181,26 +184,53 @@ func (d *Definition) Fold(events ...Event) any {
 	return s
 }
 
+// index maps qualified names to prototypes, built once: decoding is on
+// the hot path of every worker and projector.
+type index struct {
+	once     sync.Once
+	commands map[string]Command
+	events   map[string]Event
+}
+
+func (d *Definition) names() *index {
+	d.idx.once.Do(func() {
+		d.idx.commands = make(map[string]Command, len(d.Commands))
+		for _, c := range d.Commands {
+			d.idx.commands[d.QualifiedCommand(c)] = c
+		}
+		d.idx.events = make(map[string]Event, len(d.Events))
+		for _, e := range d.Events {
+			d.idx.events[d.QualifiedEvent(e)] = e
+		}
+	})
+	return &d.idx
+}
+
+// CommandPrototype returns the zero value of a qualified command type
+// ("auth.CreateRole"), or ok=false when it is not this aggregate's.
+func (d *Definition) CommandPrototype(qualified string) (c Command, ok bool) {
+	c, ok = d.names().commands[qualified]
+	return c, ok
+}
+
 // DecodeEvent decodes the data of a qualified event type
 // ("auth.RoleCreated.v1") into its struct.
 func (d *Definition) DecodeEvent(qualified string, data []byte) (Event, error) {
-	for _, proto := range d.Events {
-		if d.QualifiedEvent(proto) == qualified {
-			return decodeInto(proto, data)
-		}
+	proto, ok := d.names().events[qualified]
+	if !ok {
+		return nil, fmt.Errorf("aggregates: %s has no event %q", d.Topic(), qualified)
 	}
-	return nil, fmt.Errorf("aggregates: %s has no event %q", d.Topic(), qualified)
+	return decodeInto(proto, data)
 }
 
 // DecodeCommand decodes a command payload of a qualified command type
 // ("auth.CreateRole") into its struct. ok is false when the type is not one
 // of this aggregate's commands.
 func (d *Definition) DecodeCommand(qualified string, payload []byte) (c Command, ok bool, err error) {
-	for _, proto := range d.Commands {
-		if d.QualifiedCommand(proto) == qualified {
-			c, err := decodeInto(proto, payload)
-			return c, true, err
-		}
+	proto, ok := d.CommandPrototype(qualified)
+	if !ok {
+		return nil, false, nil
 	}
-	return nil, false, nil
+	c, err = decodeInto(proto, payload)
+	return c, true, err
 }

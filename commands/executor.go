@@ -96,13 +96,9 @@ func (x *Executor) carriesSecret(qualified string) bool {
 	if !ok {
 		return false
 	}
-	for _, c := range def.Commands {
-		if def.QualifiedCommand(c) == qualified {
-			_, ok := c.(aggregates.SecretCommand)
-			return ok
-		}
-	}
-	return false
+	c, _ := def.CommandPrototype(qualified)
+	_, ok = c.(aggregates.SecretCommand)
+	return ok
 }
 
 func checkVersion(def *aggregates.Definition, cmd aggregates.Command, agg *Aggregate, expected *int64) error {

@@ -230,16 +230,11 @@ func (g *Gateway) record(w http.ResponseWriter, r *http.Request, wr write, sub c
 	}
 	if wr.EndsSessions {
 		if err := g.cfg.Sessions.RevokeUser(r.Context(), env.AggregateID); err != nil {
-			g.abandon(w, r, env, "revoke the user's sessions", err, "the session store is unavailable; retry later")
-			return nil, false
+			return g.abandon(w, r, env, "revoke the user's sessions", err, "the session store is unavailable; retry later")
 		}
 	}
 	if err := g.cfg.Bus.Send(r.Context(), env); err != nil {
-		g.abandon(w, r, env, "produce command", err, "the command bus is unavailable; retry later")
-		if late, ok := g.decidedAnyway(r, env.ID); ok {
-			return late, true // the produce had gone through after all
-		}
-		return nil, false
+		return g.abandon(w, r, env, "produce command", err, "the command bus is unavailable; retry later")
 	}
 	return st, true
 }
@@ -253,16 +248,18 @@ func (g *Gateway) decidedAnyway(r *http.Request, id string) (*commands.Status, b
 }
 
 // abandon marks a recorded command failed because step could not be done,
-// and answers 503 with detail.
-func (g *Gateway) abandon(w http.ResponseWriter, r *http.Request, env *commands.Envelope, step string, err error, detail string) {
+// and answers 503 with detail; unless a worker decided it anyway (a produce
+// that timed out after delivery), which it returns for the usual answer.
+func (g *Gateway) abandon(w http.ResponseWriter, r *http.Request, env *commands.Envelope, step string, err error, detail string) (*commands.Status, bool) {
 	g.log.Error(step, "command_id", env.ID, "err", err)
 	if err := g.cfg.Statuses.MarkFailed(context.WithoutCancel(r.Context()), env.ID, codeUnavailable, "the command could not be submitted"); err != nil {
 		g.log.Error("mark command failed", "command_id", env.ID, "err", err)
 	}
-	if _, decided := g.decidedAnyway(r, env.ID); decided {
-		return // the caller answers with the decided command
+	if late, decided := g.decidedAnyway(r, env.ID); decided {
+		return late, true // the produce had gone through after all: answer as usual
 	}
 	writeProblem(w, r, codeUnavailable, detail)
+	return nil, false
 }
 
 // respond answers 202, or with Prefer: wait the final outcome.
