@@ -63,6 +63,32 @@ type Context struct {
 	Now         time.Time
 	AggregateID string
 	Related     map[Ref]Snapshot
+	Actor       Actor
+}
+
+// Actor is who issued a command, as the gateway signed it: the user and
+// the object-level grants ("accounts:write:any") the user held then, so an
+// aggregate can check ownership against its own state instead of a read
+// model that may lag.
+type Actor struct {
+	UserID string
+	Grants []string
+}
+
+// Has reports whether the actor held grant when the command was issued.
+func (a Actor) Has(grant string) bool {
+	for _, g := range a.Grants {
+		if g == grant {
+			return true
+		}
+	}
+	return false
+}
+
+// Owns reports whether the actor may act on an object owned by owner:
+// they are the owner, or they hold the grant that reaches every owner's.
+func (a Actor) Owns(owner, anyGrant string) bool {
+	return (owner != "" && a.UserID == owner) || a.Has(anyGrant)
 }
 
 // Related returns the state of a related aggregate that the command declared

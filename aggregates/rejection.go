@@ -35,4 +35,7 @@ const (
 	CodeForged          = "forged_command"
 	CodeInvalid         = "invalid_command"
 	CodeDeleted         = "aggregate_deleted"
+	// CodeForbidden refuses an actor who may not act on this aggregate
+	// although they hold the route's permission (object-level checks).
+	CodeForbidden = "forbidden"
 )

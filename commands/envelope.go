@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/strata-cqrs/strata/aggregates"
 )
 
 // SignatureHeader is the Kafka header carrying the envelope's HMAC.
@@ -40,6 +42,15 @@ type Envelope struct {
 // Actor is who issued a command.
 type Actor struct {
 	UserID string `json:"user_id"`
+	// Grants are the object-level permissions ("accounts:write:any") the
+	// user held when the gateway signed the command; aggregates that own
+	// objects check them against their state (aggregates.Actor).
+	Grants []string `json:"grants,omitempty"`
+}
+
+// Domain returns the actor as aggregates see it.
+func (a Actor) Domain() aggregates.Actor {
+	return aggregates.Actor{UserID: a.UserID, Grants: a.Grants}
 }
 
 // Service returns the service part of the envelope's type ("auth" for

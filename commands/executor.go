@@ -70,7 +70,7 @@ func (x *Executor) Execute(ctx context.Context, tx pgx.Tx, env *Envelope) (*Aggr
 		return nil, 0, err
 	}
 	now := x.now()
-	events, err := def.Decide(agg.State, cmd, aggregates.Context{Now: now, AggregateID: agg.ID, Related: related})
+	events, err := def.Decide(agg.State, cmd, aggregates.Context{Now: now, AggregateID: agg.ID, Related: related, Actor: env.Actor.Domain()})
 	if err != nil {
 		if _, ok := aggregates.AsRejection(err); !ok {
 			x.log.Error("decide failed", "command_id", env.ID, "err", err)

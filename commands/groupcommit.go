@@ -252,7 +252,7 @@ func (g *group) decide(p pendingCommand) error {
 		return g.rejectErr(p.env, err)
 	}
 	now := g.w.cfg.Now()
-	events, err := p.def.Decide(agg.State, p.cmd, aggregates.Context{Now: now, AggregateID: agg.ID, Related: g.related(p)})
+	events, err := p.def.Decide(agg.State, p.cmd, aggregates.Context{Now: now, AggregateID: agg.ID, Related: g.related(p), Actor: p.env.Actor.Domain()})
 	if err != nil {
 		return g.rejectErr(p.env, err)
 	}

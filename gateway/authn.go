@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,19 @@ type Principal struct {
 
 // Can reports whether the principal holds a permission.
 func (p *Principal) Can(perm string) bool { return p.Permissions[perm] }
+
+// Grants returns the object-level permissions (those ending in ":any") the
+// principal holds, sorted; they travel in the signed command envelope.
+func (p *Principal) Grants() []string {
+	var out []string
+	for perm, ok := range p.Permissions {
+		if ok && strings.HasSuffix(perm, ":any") {
+			out = append(out, perm)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 const principalKey ctxKey = iota + 100
 

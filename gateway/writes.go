@@ -179,7 +179,7 @@ func (g *Gateway) envelope(r *http.Request, wr write, aggID string, payload json
 		ID:            commands.NewID(),
 		Type:          wr.Type,
 		AggregateID:   aggID,
-		Actor:         commands.Actor{UserID: p.UserID},
+		Actor:         commands.Actor{UserID: p.UserID, Grants: p.Grants()},
 		IssuedAt:      time.Now().UTC(),
 		CorrelationID: requestIDFrom(r.Context()),
 		Payload:       payload,

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -52,8 +53,20 @@ type Projection struct {
 	Migrations []postgres.Migration
 	Apply      func(b *Batch, e *Event) error
 	// MarksCommands makes this projection move the commands behind its
-	// events from accepted to projected.
+	// events from accepted to projected: the events of Service's own
+	// topics (all topics when Service is empty). Topics of other services,
+	// read for denormalised data such as owners' names, are left to their
+	// own service's projection, whose read model the command's writer waits for.
 	MarksCommands bool
+	Service       string
+}
+
+// marks reports whether the projection settles the command behind e.
+func (p *Projection) marks(e *Event) bool {
+	if !p.MarksCommands || e.CommandID == "" {
+		return false
+	}
+	return p.Service == "" || (strings.HasPrefix(e.Type, p.Service) && strings.HasPrefix(e.Type[len(p.Service):], "."))
 }
 
 // EventDecoder finds the definition of a CloudEvents type; the command
@@ -280,7 +293,7 @@ func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) 
 				return 0, fmt.Errorf("apply %s v%d %s: %w", e.AggregateID, e.Version, e.Type, err)
 			}
 		}
-		if p.cfg.Projection.MarksCommands && e.CommandID != "" {
+		if p.cfg.Projection.marks(e) {
 			marks.ids, marks.aggs = append(marks.ids, e.CommandID), append(marks.aggs, e.AggregateID)
 			marks.versions = append(marks.versions, e.Version)
 		}

@@ -37,3 +37,12 @@ func Many[T any](ctx context.Context, q Querier, sql string, args ...any) ([]T, 
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[T])
 }
+
+// ListParams pages a list: ids after After, at most Limit, optionally
+// filtered by exact name (case-insensitive) or whatever single filter the
+// list documents.
+type ListParams struct {
+	Limit int
+	After string
+	Name  string
+}

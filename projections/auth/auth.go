@@ -21,6 +21,7 @@ func Projection() *projections.Projection {
 		Migrations:    []postgres.Migration{{Component: Schema, Version: 1, SQL: schemaV1}, {Component: Schema, Version: 2, SQL: schemaV2}},
 		Apply:         Apply,
 		MarksCommands: true,
+		Service:       domain.Service,
 	}
 }
 

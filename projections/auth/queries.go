@@ -41,13 +41,8 @@ type Role struct {
 	UpdatedAt   time.Time           `json:"updated_at"`
 }
 
-// ListParams pages a list: ids after After, at most Limit, optionally
-// filtered by exact name (case-insensitive).
-type ListParams struct {
-	Limit int
-	After string
-	Name  string
-}
+// ListParams pages a list (projections.ListParams).
+type ListParams = projections.ListParams
 
 // Store answers queries on the auth read models.
 type Store struct{ pool *pgxpool.Pool }
