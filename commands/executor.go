@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-cqrs/strata/aggregates"
 )
@@ -88,6 +89,79 @@ func (x *Executor) Execute(ctx context.Context, tx pgx.Tx, env *Envelope) (*Aggr
 		}
 	}
 	return agg, len(events), nil
+}
+
+// decideRecorded decides env in a savepoint of tx unless its id was
+// decided before (a redelivery), and records the outcome in
+// strata.commands in the same transaction. It returns the number of
+// events appended. A returned error leaves tx to be rolled back.
+func (x *Executor) decideRecorded(ctx context.Context, tx pgx.Tx, env *Envelope) (int, error) {
+	var status string
+	err := tx.QueryRow(ctx, `SELECT status FROM strata.commands WHERE id=$1 FOR UPDATE`, env.ID).Scan(&status)
+	if err == nil && status != StatusPending {
+		return 0, nil // already decided: a redelivery
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, err
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	agg, n, err := x.Execute(ctx, sp, env)
+	if rej, ok := aggregates.AsRejection(err); ok {
+		if err := sp.Rollback(ctx); err != nil {
+			return 0, err
+		}
+		if x.carriesSecret(env.Type) {
+			if err := x.journal.dropSecret(ctx, tx, env.ID); err != nil {
+				return 0, err
+			}
+		}
+		return 0, decide(ctx, tx, env, StatusRejected, &rej.Code, &rej.Reason, nil)
+	}
+	if err != nil {
+		_ = sp.Rollback(ctx)
+		return 0, err
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return 0, err
+	}
+	status = StatusAccepted
+	if n == 0 {
+		status = StatusProjected // nothing to project
+	}
+	return n, decide(ctx, tx, env, status, nil, nil, &agg.Version)
+}
+
+// Once decides env in a transaction of its own, exactly once per command
+// id, and returns the recorded status: a command decided before, by this
+// call, a worker or a crashed earlier run, is not decided again. Process
+// managers drive their steps with it, so a step redone after a crash
+// finds its first outcome. Conflicts with a concurrent writer of the same
+// aggregate are retried; other errors are returned.
+func (x *Executor) Once(ctx context.Context, pool *pgxpool.Pool, env *Envelope) (*Status, error) {
+	for attempt := 0; ; attempt++ {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			n, err := x.decideRecorded(ctx, tx, env)
+			if err == nil && n > 0 {
+				_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, JournalChannel(x.service))
+			}
+			return err
+		})
+		if err == nil {
+			return getStatus(ctx, pool, env.ID)
+		}
+		var pg *pgconn.PgError
+		if attempt >= 20 || !errors.As(err, &pg) || (pg.Code != "23505" && pg.Code != "40001" && pg.Code != "40P01") {
+			return nil, err
+		}
+		select { // another writer appended to the aggregate first: decide again on its state
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
 }
 
 // carriesSecret reports whether a command type stages a secret.

@@ -183,7 +183,11 @@ func scanStatus(row pgx.Row) (*Status, error) {
 
 // Get returns a command's status, or ErrNotFound.
 func (s *StatusStore) Get(ctx context.Context, id string) (*Status, error) {
-	return scanStatus(s.pool.QueryRow(ctx, `SELECT `+statusColumns+` FROM strata.commands WHERE id=$1`, id))
+	return getStatus(ctx, s.pool, id)
+}
+
+func getStatus(ctx context.Context, q Querier, id string) (*Status, error) {
+	return scanStatus(q.QueryRow(ctx, `SELECT `+statusColumns+` FROM strata.commands WHERE id=$1`, id))
 }
 
 // Submission is what the gateway records before producing a command.

@@ -36,6 +36,10 @@ type WorkerConfig struct {
 	// CacheSize bounds how many aggregate states the worker keeps between
 	// batches. Default 100000.
 	CacheSize int
+	// AfterCommit, when set, runs between a batch's Postgres commit and
+	// its offset commit. Fault-injection tests cancel the worker there to
+	// crash it at the worst moment.
+	AfterCommit func()
 }
 
 func (c *WorkerConfig) setDefaults() {
@@ -110,6 +114,8 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		cache: newStateCache(cfg.CacheSize),
 		dlq:   kafka.NewWriter(cfg.Brokers, DLQTopic(cfg.Service)),
 		log:   cfg.Logger.With("component", "worker", "service", cfg.Service),
+
+		afterCommit: cfg.AfterCommit,
 	}, nil
 }
 
@@ -146,7 +152,7 @@ func (w *Worker) handle(ctx context.Context, msgs []kafkago.Message) error {
 	var dead []kafkago.Message
 	var cmds []incoming
 	for _, m := range msgs {
-		sig := header(m, SignatureHeader)
+		sig := kafka.Header(m, SignatureHeader)
 		valid := w.cfg.Key.Verify(m.Value, sig)
 		env, err := DecodeEnvelope(m.Value)
 		switch {
@@ -272,56 +278,12 @@ func recordForged(ctx context.Context, tx pgx.Tx, env *Envelope) error {
 // outcome. It returns the number of events appended. A returned error
 // aborts the whole batch for a retry.
 func (w *Worker) decideOne(ctx context.Context, tx pgx.Tx, env *Envelope) (int, error) {
-	var status string
-	err := tx.QueryRow(ctx, `SELECT status FROM strata.commands WHERE id=$1 FOR UPDATE`, env.ID).Scan(&status)
-	if err == nil && status != StatusPending {
-		return 0, nil // already decided: a redelivery
-	}
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return 0, err
-	}
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return 0, err
-	}
-	agg, n, err := w.exec.Execute(ctx, sp, env)
-	if rej, ok := aggregates.AsRejection(err); ok {
-		if err := sp.Rollback(ctx); err != nil {
-			return 0, err
-		}
-		if w.exec.carriesSecret(env.Type) {
-			if err := w.exec.journal.dropSecret(ctx, tx, env.ID); err != nil {
-				return 0, err
-			}
-		}
-		return 0, decide(ctx, tx, env, StatusRejected, &rej.Code, &rej.Reason, nil)
-	}
-	if err != nil {
-		_ = sp.Rollback(ctx)
-		return 0, err
-	}
-	if err := sp.Commit(ctx); err != nil {
-		return 0, err
-	}
-	status = StatusAccepted
-	if n == 0 {
-		status = StatusProjected // nothing to project
-	}
-	return n, decide(ctx, tx, env, status, nil, nil, &agg.Version)
+	return w.exec.decideRecorded(ctx, tx, env)
 }
 
 // JournalChannel is the Postgres channel notified when a service's journal
 // gains events.
 func JournalChannel(service string) string { return "strata_journal_" + service }
-
-func header(m kafkago.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
 
 func deadLetter(m kafkago.Message, reason string, err error) kafkago.Message {
 	hs := append([]kafkago.Header{}, m.Headers...)

@@ -63,6 +63,8 @@ type Config struct {
 	Statuses StatusStore
 	Schemas  Validator
 	Auth     AuthQueries
+	// Accounts, when set, serves the account service's routes.
+	Accounts AccountQueries
 	Checks   []Check
 	Metrics  *prometheus.Registry
 	OpenAPI  fs.FS // holds openapi.yaml
@@ -157,6 +159,9 @@ func New(cfg Config) (*Gateway, error) {
 	g.loginRoutes()
 	g.commandRoutes()
 	g.authRoutes()
+	if g.cfg.Accounts != nil {
+		g.accountRoutes()
+	}
 	return g, nil
 }
 

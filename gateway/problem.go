@@ -50,7 +50,10 @@ func statusOf(code string) int {
 	case aggregates.CodeVersionConflict:
 		return http.StatusPreconditionFailed
 	case "permission_exists", "role_exists", "already_granted", "email_taken", "already_assigned",
-		"already_disabled", "already_enabled", aggregates.CodeAlreadyExists, aggregates.CodeDeleted:
+		"already_disabled", "already_enabled", aggregates.CodeAlreadyExists, aggregates.CodeDeleted,
+		"account_frozen", "balance_not_zero", "account_closed", "already_frozen", "not_frozen", "transfer_in_flight",
+		"transfer_settled", "pay_plan_exists", "pay_plan_retired", "template_exists", "group_exists",
+		"already_member", "not_member":
 		return http.StatusConflict
 	case codeValidation, codeMalformedJSON, codeBadHeader, codeBadQuery:
 		return http.StatusBadRequest
@@ -62,7 +65,7 @@ func statusOf(code string) int {
 		return http.StatusServiceUnavailable
 	case codeUnauthorized, codeInvalidCredentials, codeInvalidRefresh:
 		return http.StatusUnauthorized
-	case codeForbidden:
+	case codeForbidden: // also aggregates.CodeForbidden
 		return http.StatusForbidden
 	case codeTooManyAttempts:
 		return http.StatusTooManyRequests

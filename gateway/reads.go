@@ -24,26 +24,47 @@ type page[T any] struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
-// listParams parses limit (clamped to MaxLimit), cursor and the route's
-// filter parameter.
+// listParams parses limit (clamped to MaxLimit), cursor (an id) and the
+// route's filter parameter.
 func listParams(r *http.Request, filter string) (authread.ListParams, string) {
-	q := r.URL.Query()
-	p := authread.ListParams{Limit: DefaultLimit, Name: q.Get(filter)}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return p, "limit must be a positive integer"
-		}
-		p.Limit = min(n, MaxLimit)
+	p := authread.ListParams{Limit: DefaultLimit}
+	if filter != "" {
+		p.Name = r.URL.Query().Get(filter)
 	}
-	if c := q.Get("cursor"); c != "" {
-		b, err := base64.RawURLEncoding.DecodeString(c)
-		if err != nil || !isUUID(string(b)) {
-			return p, "cursor is not one this API returned"
-		}
-		p.After = string(b)
+	var bad string
+	if p.Limit, bad = parseLimit(r); bad != "" {
+		return p, bad
 	}
-	return p, ""
+	if p.After, bad = parseCursor(r); bad == "" && p.After != "" && !isUUID(p.After) {
+		bad = "cursor is not one this API returned"
+	}
+	return p, bad
+}
+
+// parseLimit parses ?limit=, clamped to MaxLimit.
+func parseLimit(r *http.Request) (int, string) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return DefaultLimit, ""
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, "limit must be a positive integer"
+	}
+	return min(n, MaxLimit), ""
+}
+
+// parseCursor decodes ?cursor=, an opaque token this API returned.
+func parseCursor(r *http.Request) (string, string) {
+	c := r.URL.Query().Get("cursor")
+	if c == "" {
+		return "", ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) == 0 {
+		return "", "cursor is not one this API returned"
+	}
+	return string(b), ""
 }
 
 // list answers a paginated list; fetch gets limit+1 rows so the handler
@@ -62,17 +83,23 @@ func list[T any](g *Gateway, filter string, fetch func(context.Context, authread
 			g.internal(w, r, err)
 			return
 		}
-		out := page[T]{Items: items}
-		if len(items) > limit {
-			out.Items = items[:limit]
-			c := base64.RawURLEncoding.EncodeToString([]byte(id(items[limit-1])))
-			out.NextCursor = &c
-		}
-		if out.Items == nil {
-			out.Items = []T{}
-		}
-		writeJSON(w, http.StatusOK, out)
+		writePage(w, items, limit, id)
 	}
+}
+
+// writePage writes a page of at most limit items out of the limit+1
+// fetched, with the cursor of the last one when there are more.
+func writePage[T any](w http.ResponseWriter, items []T, limit int, cursorOf func(T) string) {
+	out := page[T]{Items: items}
+	if len(items) > limit {
+		out.Items = items[:limit]
+		c := base64.RawURLEncoding.EncodeToString([]byte(cursorOf(items[limit-1])))
+		out.NextCursor = &c
+	}
+	if out.Items == nil {
+		out.Items = []T{}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // get answers one resource with its ETag; If-None-Match gives 304.

@@ -27,6 +27,9 @@ type write struct {
 	Type    string // qualified command type, "auth.CreateRole"
 	Creates bool   // the gateway allocates the aggregate id
 	Body    bool   // the request body is (part of) the payload
+	// Optional lets a Body route be called without a body (all its fields
+	// are optional).
+	Optional bool
 	// FromPath copies path variables into payload fields: field → variable.
 	FromPath map[string]string
 	// Read returns the resource once projected (nil for deletions) and the
@@ -40,6 +43,9 @@ type write struct {
 	// (a password change, a disable) before the command is produced, so a
 	// stolen refresh token does not outlive it.
 	EndsSessions bool
+	// Guard, when set, refuses a request before anything is recorded: an
+	// object-level check (code and detail of the problem, or "").
+	Guard func(ctx context.Context, p *Principal, aggregateID string, payload map[string]json.RawMessage) (code, detail string)
 }
 
 // accepted is the 202 body.
@@ -62,7 +68,7 @@ func (g *Gateway) submit(wr write) http.HandlerFunc {
 				return
 			}
 		}
-		body, code, detail := readBody(w, r, wr.Body)
+		body, code, detail := readBody(w, r, wr.Body && !(wr.Optional && r.ContentLength == 0))
 		if code != "" {
 			writeProblem(w, r, code, detail)
 			return
@@ -71,6 +77,13 @@ func (g *Gateway) submit(wr write) http.HandlerFunc {
 		if code != "" {
 			writeProblem(w, r, code, detail)
 			return
+		}
+		if wr.Guard != nil {
+			p, _ := principalFrom(r.Context())
+			if code, detail := wr.Guard(r.Context(), p, aggID, obj); code != "" {
+				writeProblem(w, r, code, detail)
+				return
+			}
 		}
 		secret, fields := takeSecret(obj, wr.Secret)
 		payload, err := json.Marshal(obj)

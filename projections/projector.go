@@ -131,6 +131,10 @@ type Config struct {
 	BatchSize int
 	// BatchWait is how long a batch collects after its first event. Default 20ms.
 	BatchWait time.Duration
+	// AfterCommit, when set, runs between a batch's Postgres commit and
+	// its offset commit. Fault-injection tests cancel the projector there
+	// to crash it at the worst moment.
+	AfterCommit func()
 }
 
 // Validate reports every missing setting.
@@ -185,7 +189,8 @@ func New(cfg Config) (*Projector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Projector{cfg: cfg, log: cfg.Logger.With("component", "projector", "projection", cfg.Projection.Name)}
+	p := &Projector{cfg: cfg, log: cfg.Logger.With("component", "projector", "projection", cfg.Projection.Name),
+		afterCommit: cfg.AfterCommit}
 	p.healthy.Store(true)
 	return p, nil
 }

@@ -1,9 +1,12 @@
 package schemas
 
 import (
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -90,8 +93,68 @@ func leafErrors(e *jsonschema.ValidationError) []FieldError {
 		return []FieldError{{at, "must be at most " + k.Want.RatString()}}
 	case *kind.FalseSchema:
 		return []FieldError{{at, "is not allowed"}}
+	case *kind.Not:
+		return []FieldError{{at, notMessage(e.SchemaURL)}}
 	}
 	return []FieldError{{at, e.ErrorKind.LocalizedString(english)}}
+}
+
+// notMessage describes a failed "not" from the subschema it refuses, found
+// in FS at schemaURL (the schema holding the "not"): "must not be <title>"
+// when the subschema has a title (defs/account.json's amount refuses
+// {"title": "zero", ...}), "must not match the pattern <p>" when it is a
+// pattern, and "is not allowed" otherwise.
+func notMessage(schemaURL string) string {
+	if msg, ok := notMessages.Load(schemaURL); ok {
+		return msg.(string)
+	}
+	msg := "is not allowed"
+	var sub struct {
+		Title   string `json:"title"`
+		Pattern string `json:"pattern"`
+	}
+	if raw, ok := schemaAt(schemaURL); ok {
+		var holder struct {
+			Not json.RawMessage `json:"not"`
+		}
+		if json.Unmarshal(raw, &holder) == nil && json.Unmarshal(holder.Not, &sub) == nil {
+			switch {
+			case sub.Title != "":
+				msg = "must not be " + sub.Title
+			case sub.Pattern != "":
+				msg = "must not match the pattern " + sub.Pattern
+			}
+		}
+	}
+	notMessages.Store(schemaURL, msg)
+	return msg
+}
+
+var notMessages sync.Map // schema URL → message
+
+// schemaAt returns the raw JSON of the (sub)schema at a BaseURI URL with a
+// JSON pointer fragment, read from FS.
+func schemaAt(url string) (json.RawMessage, bool) {
+	file, frag, _ := strings.Cut(url, "#")
+	b, err := fs.ReadFile(FS, strings.TrimPrefix(file, BaseURI))
+	if err != nil || !strings.HasPrefix(file, BaseURI) {
+		return nil, false
+	}
+	raw := json.RawMessage(b)
+	for _, tok := range strings.Split(strings.TrimPrefix(frag, "/"), "/") {
+		if tok == "" {
+			continue
+		}
+		tok = strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return nil, false
+		}
+		if raw = obj[tok]; raw == nil {
+			return nil, false
+		}
+	}
+	return raw, true
 }
 
 func perProperty(at string, props []string, msg string) []FieldError {

@@ -13,6 +13,7 @@ import (
 	"testing/fstest"
 
 	"github.com/strata-cqrs/strata/aggregates"
+	"github.com/strata-cqrs/strata/aggregates/account"
 	"github.com/strata-cqrs/strata/aggregates/auth"
 )
 
@@ -20,7 +21,7 @@ import (
 // Definitions() here; the tests then demand a schema and a frozen sample for
 // each of its commands and events.
 func definitions() []*aggregates.Definition {
-	return slices.Concat(auth.Definitions())
+	return slices.Concat(auth.Definitions(), account.Definitions())
 }
 
 func mustLoad(t *testing.T) *Registry {
@@ -550,6 +551,7 @@ func TestOpenAPIDocumentsTheRoutes(t *testing.T) {
 	}
 
 	command := func(name string) string { return "./commands/auth/" + name + ".json" }
+	accountCommand := func(name string) string { return "./commands/account/" + name + ".json" }
 	schema := func(name string) string { return "#/components/schemas/" + name }
 	routes := []struct {
 		method, path string
@@ -582,6 +584,36 @@ func TestOpenAPIDocumentsTheRoutes(t *testing.T) {
 		{"post", "/users/{id}/password", "users:write", schema("ChangePasswordRequest"), false},
 		{"post", "/users/{id}/disable", "users:write", "", false},
 		{"post", "/users/{id}/enable", "users:write", "", false},
+		{"post", "/accounts", "accounts:write", accountCommand("OpenAssetAccount"), false},
+		{"get", "/accounts", "accounts:read", "", false},
+		{"get", "/accounts/{id}", "accounts:read", "", false},
+		{"post", "/accounts/{id}/deposits", "accounts:write", accountCommand("Deposit"), false},
+		{"post", "/accounts/{id}/withdrawals", "accounts:write", accountCommand("Withdraw"), false},
+		{"post", "/accounts/{id}/freeze", "accounts:write:any", accountCommand("FreezeAccount"), false},
+		{"post", "/accounts/{id}/unfreeze", "accounts:write:any", "", false},
+		{"post", "/accounts/{id}/close", "accounts:write", "", false},
+		{"post", "/accounts/{id}/pay-plan", "accounts:write", accountCommand("ChangePayPlan"), false},
+		{"get", "/accounts/{id}/ledger", "accounts:read", "", false},
+		{"post", "/transfers", "accounts:write", accountCommand("TransferFunds"), false},
+		{"get", "/transfers", "accounts:read", "", false},
+		{"get", "/transfers/{id}", "accounts:read", "", false},
+		{"post", "/pay-plans", "payplans:write", accountCommand("CreatePayPlan"), false},
+		{"get", "/pay-plans", "payplans:read", "", false},
+		{"get", "/pay-plans/{id}", "payplans:read", "", false},
+		{"post", "/pay-plans/{id}/price", "payplans:write", accountCommand("ChangePayPlanPrice"), false},
+		{"post", "/pay-plans/{id}/retire", "payplans:write", "", false},
+		{"post", "/message-templates", "messages:write", accountCommand("CreateMessageTemplate"), false},
+		{"get", "/message-templates", "messages:read", "", false},
+		{"get", "/message-templates/{id}", "messages:read", "", false},
+		{"put", "/message-templates/{id}", "messages:write", accountCommand("UpdateMessageTemplate"), false},
+		{"delete", "/message-templates/{id}", "messages:write", "", false},
+		{"post", "/message-groups", "messages:write", accountCommand("CreateMessageGroup"), false},
+		{"get", "/message-groups", "messages:read", "", false},
+		{"get", "/message-groups/{id}", "messages:read", "", false},
+		{"post", "/message-groups/{id}/members", "messages:write", accountCommand("AddGroupMember"), false},
+		{"delete", "/message-groups/{id}/members/{user_id}", "messages:write", "", false},
+		{"post", "/message-groups/{id}/messages", "messages:write", accountCommand("SendGroupMessage"), false},
+		{"get", "/message-groups/{id}/messages", "messages:read", "", false},
 		{"get", "/commands/{id}", "authenticated", "", false},
 		{"get", "/commands/{id}/stream", "authenticated", "", false},
 		{"get", "/healthz", "public", "", false},

@@ -2,6 +2,7 @@ package account
 
 import (
 	"maps"
+	"strings"
 
 	"github.com/shopspring/decimal"
 
@@ -252,6 +253,7 @@ func DecideAssetAccount(a AssetAccount, c aggregates.Command, ctx aggregates.Con
 		if _, ok := a.Holds[c.TransferID]; !ok {
 			return nil, aggregates.Reject(CodeTransferSettled, "transfer %s holds nothing on this account", c.TransferID)
 		}
+		//lint:ignore S1016 a command and its event are distinct contracts that happen to share a shape
 		return []aggregates.Event{TransferSettled{TransferID: c.TransferID}}, nil
 	case FreezeAccount:
 		if a.Status == StatusFrozen {
@@ -260,6 +262,7 @@ func DecideAssetAccount(a AssetAccount, c aggregates.Command, ctx aggregates.Con
 		if err := checkText("reason", c.Reason, MaxReference); err != nil {
 			return nil, err
 		}
+		//lint:ignore S1016 a command and its event are distinct contracts that happen to share a shape
 		return []aggregates.Event{AccountFrozen{Reason: c.Reason}}, nil
 	case UnfreezeAccount:
 		if a.Status != StatusFrozen {
@@ -291,7 +294,10 @@ func DecideAssetAccount(a AssetAccount, c aggregates.Command, ctx aggregates.Con
 }
 
 func openAccount(c OpenAssetAccount, ctx aggregates.Context) ([]aggregates.Event, error) {
-	if !ctx.Actor.Owns(c.OwnerUserID, GrantWriteAny) {
+	if c.OwnerUserID == "" {
+		return nil, aggregates.Reject(aggregates.CodeInvalid, "an account needs an owner")
+	}
+	if !ctx.Actor.Owns(strings.ToLower(c.OwnerUserID), GrantWriteAny) {
 		return nil, aggregates.Reject(aggregates.CodeForbidden, "only %s may open an account for another user", GrantWriteAny)
 	}
 	if !assetPattern.MatchString(c.Asset) {
@@ -301,7 +307,7 @@ func openAccount(c OpenAssetAccount, ctx aggregates.Context) ([]aggregates.Event
 	if err != nil {
 		return nil, err
 	}
-	return []aggregates.Event{AssetAccountOpened{OwnerUserID: c.OwnerUserID, Asset: c.Asset, Name: name}}, nil
+	return []aggregates.Event{AssetAccountOpened{OwnerUserID: strings.ToLower(c.OwnerUserID), Asset: c.Asset, Name: name}}, nil
 }
 
 // authorise lets the owner, a holder of accounts:write:any and, for the

@@ -343,6 +343,7 @@ func DecideMessageGroup(g MessageGroup, c aggregates.Command, ctx aggregates.Con
 		}
 		return []aggregates.Event{MessageGroupCreated{Name: name, Description: strings.TrimSpace(c.Description)}}, nil
 	case AddGroupMember:
+		c.UserID = strings.ToLower(c.UserID) // one user, however the id is spelt
 		if slices.Contains(g.Members, c.UserID) {
 			return nil, aggregates.Reject(CodeAlreadyMember, "user %s is already a member of %q", c.UserID, g.Name)
 		}
@@ -351,6 +352,7 @@ func DecideMessageGroup(g MessageGroup, c aggregates.Command, ctx aggregates.Con
 		}
 		return []aggregates.Event{GroupMemberAdded(c)}, nil
 	case RemoveGroupMember:
+		c.UserID = strings.ToLower(c.UserID)
 		if !slices.Contains(g.Members, c.UserID) {
 			return nil, aggregates.Reject(CodeNotMember, "user %s is not a member of %q", c.UserID, g.Name)
 		}

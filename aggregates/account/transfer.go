@@ -1,6 +1,8 @@
 package account
 
 import (
+	"strings"
+
 	"github.com/shopspring/decimal"
 
 	"github.com/strata-cqrs/strata/aggregates"
@@ -104,6 +106,8 @@ func DecideTransfer(t Transfer, c aggregates.Command, ctx aggregates.Context) ([
 		if err != nil {
 			return nil, err
 		}
+		// Ids are compared and recorded as the journal spells them.
+		c.FromAccountID, c.ToAccountID = strings.ToLower(c.FromAccountID), strings.ToLower(c.ToAccountID)
 		if c.FromAccountID == c.ToAccountID {
 			return nil, aggregates.Reject(CodeSameAccount, "a transfer needs two different accounts")
 		}

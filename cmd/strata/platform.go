@@ -16,8 +16,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-cqrs/strata/aggregates"
+	accountdomain "github.com/strata-cqrs/strata/aggregates/account"
 	authdomain "github.com/strata-cqrs/strata/aggregates/auth"
 	"github.com/strata-cqrs/strata/commands"
+	accountcmd "github.com/strata-cqrs/strata/commands/account"
 	authcmd "github.com/strata-cqrs/strata/commands/auth"
 	"github.com/strata-cqrs/strata/gateway"
 	"github.com/strata-cqrs/strata/internal/config"
@@ -26,21 +28,36 @@ import (
 	"github.com/strata-cqrs/strata/internal/postgres"
 	"github.com/strata-cqrs/strata/internal/tokens"
 	"github.com/strata-cqrs/strata/projections"
+	accountread "github.com/strata-cqrs/strata/projections/account"
 	authread "github.com/strata-cqrs/strata/projections/auth"
 	"github.com/strata-cqrs/strata/schemas"
 )
 
-// service is what one service contributes: its aggregates and projections.
+// service is what one service contributes: its aggregates, projections
+// and process managers.
 type service struct {
 	Name        string
 	Aggregates  []*aggregates.Definition
 	Projections []*projections.Projection
+	// Processes adds the service's process managers to a node.
+	Processes func(n *node) error
 }
 
 // services lists every service the binary runs, in start order.
 func services() []service {
 	return []service{
 		{Name: authdomain.Service, Aggregates: authdomain.Definitions(), Projections: []*projections.Projection{authread.Projection()}},
+		{Name: accountdomain.Service, Aggregates: accountdomain.Definitions(), Projections: []*projections.Projection{accountread.Projection()},
+			Processes: func(n *node) error {
+				m, err := accountcmd.NewTransferManager(accountcmd.TransferManagerConfig{
+					Brokers: n.brokers, Pool: n.pool, Registry: n.reg, Logger: n.log,
+				})
+				if err != nil {
+					return err
+				}
+				n.add("account.transfers", m)
+				return nil
+			}},
 	}
 }
 
@@ -192,6 +209,9 @@ func (n *node) addService(s service) error {
 		}
 		n.add("projection."+p.Name, pr)
 	}
+	if s.Processes != nil {
+		return s.Processes(n)
+	}
 	return nil
 }
 
@@ -224,6 +244,7 @@ func (n *node) addGateway(ctx context.Context) (*gateway.Gateway, *commands.Bus,
 		Statuses:  statuses,
 		Schemas:   sch,
 		Auth:      reads,
+		Accounts:  accountread.NewStore(n.pool),
 		Checks:    n.checks,
 		Metrics:   n.metrics,
 		OpenAPI:   schemas.FS,

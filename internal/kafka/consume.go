@@ -62,3 +62,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		committer.Commit(msgs...)
 	}
 }
+
+// Header returns the value of a record's header, or "" without one.
+func Header(m kafkago.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,220 @@
+// Package account holds the account service's runtime pieces beyond the
+// generic worker, relay and projector: the transfer process manager.
+package account
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/strata-cqrs/strata/aggregates"
+	domain "github.com/strata-cqrs/strata/aggregates/account"
+	"github.com/strata-cqrs/strata/commands"
+	"github.com/strata-cqrs/strata/internal/kafka"
+)
+
+// TransferManagerConfig configures the transfer process manager.
+type TransferManagerConfig struct {
+	Brokers  []string
+	Pool     *pgxpool.Pool
+	Registry *commands.Registry
+	Logger   *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// BeforeStep, when set, runs before each step of a transfer.
+	// Fault-injection tests cancel the manager there to crash it between
+	// two steps.
+	BeforeStep func(transferID, step string)
+}
+
+// TransferManager drives every requested transfer to completed or failed.
+// It consumes account.transfer and, for each TransferRequested, runs the
+// steps of the transfer as commands with ids derived from the transfer id
+// and the step:
+//
+//	debit the source   → refused: fail the transfer (nothing moved)
+//	credit the target  → accepted: settle the source's hold, complete
+//	                   → refused: reverse the debit, fail (compensated)
+//
+// Each step is decided exactly once (commands.Executor.Once records its
+// outcome with its events in one transaction), and the offset of a
+// TransferRequested is committed only once its transfer is completed or
+// failed; so a crash at any point is followed by a redelivery that replays
+// the decided steps' outcomes and carries on from the first undecided one.
+// Money is never created or lost: the debit holds the source account open
+// until the transfer settles or is reversed, so the compensation always
+// finds it.
+type TransferManager struct {
+	cfg      TransferManagerConfig
+	exec     *commands.Executor
+	transfer *aggregates.Definition
+	log      *slog.Logger
+	running  atomic.Bool
+	driven   atomic.Int64
+}
+
+// NewTransferManager checks the config and returns a manager.
+func NewTransferManager(cfg TransferManagerConfig) (*TransferManager, error) {
+	if len(cfg.Brokers) == 0 || cfg.Pool == nil || cfg.Registry == nil {
+		return nil, errors.New("transfer manager: Brokers, Pool and Registry are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	def, ok := cfg.Registry.Aggregate(domain.Service, "transfer")
+	if !ok {
+		return nil, errors.New("transfer manager: the registry has no account.transfer aggregate")
+	}
+	return &TransferManager{
+		cfg:      cfg,
+		exec:     commands.NewExecutor(domain.Service, cfg.Registry, cfg.Now, cfg.Logger),
+		transfer: def,
+		log:      cfg.Logger.With("component", "transfers"),
+	}, nil
+}
+
+// Ready reports whether the manager is consuming.
+func (m *TransferManager) Ready() bool { return m.running.Load() }
+
+// Driven returns how many transfer requests the manager has handled.
+func (m *TransferManager) Driven() int64 { return m.driven.Load() }
+
+// Run consumes until ctx is done; it returns nil on cancellation.
+func (m *TransferManager) Run(ctx context.Context) error {
+	defer m.running.Store(false)
+	c := &kafka.Consumer{
+		Reader: kafka.ReaderOptions{
+			Brokers: m.cfg.Brokers,
+			GroupID: "strata.process.account.transfer",
+			Topics:  []string{m.transfer.Topic()},
+			Logger:  m.cfg.Logger,
+		},
+		BatchSize: 200, BatchWait: 5 * time.Millisecond, Logger: m.log,
+		Handle:  m.handle,
+		Started: func() { m.running.Store(true) },
+	}
+	return c.Run(ctx)
+}
+
+var requested = domain.Service + "." + domain.TransferRequested{}.EventType() + ".v1"
+
+// handle drives the transfers a batch requests, in order, retrying each
+// until it is settled or ctx is done.
+func (m *TransferManager) handle(ctx context.Context, msgs []kafkago.Message) error {
+	for _, msg := range msgs {
+		if kafka.Header(msg, "ce_type") != requested {
+			continue
+		}
+		id := kafka.Header(msg, "ce_subject")
+		for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+			err := m.Drive(ctx, id)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			m.log.Error("transfer step failed, retrying", "transfer_id", id, "err", err, "backoff", backoff)
+			kafka.Sleep(ctx, backoff)
+		}
+		m.driven.Add(1)
+	}
+	return nil
+}
+
+// Drive runs the steps of one transfer that are not decided yet. It is
+// idempotent: driving a settled transfer changes nothing.
+func (m *TransferManager) Drive(ctx context.Context, id string) error {
+	agg, err := m.exec.Journal().Load(ctx, m.cfg.Pool, m.transfer, id)
+	if err != nil {
+		return fmt.Errorf("load transfer %s: %w", id, err)
+	}
+	t, _ := agg.State.(domain.Transfer)
+	if agg.Version == 0 || t.Terminal() {
+		return nil
+	}
+	amount := domain.Format(t.Amount)
+	debit, err := m.step(ctx, id, "debit", t.From, domain.DebitTransfer{TransferID: id, Amount: amount})
+	if err != nil {
+		return err
+	}
+	if debit.Status == commands.StatusRejected {
+		return m.finish(ctx, id, domain.FailTransfer{Code: deref(debit.Code), Reason: deref(debit.Reason)})
+	}
+	credit, err := m.step(ctx, id, "credit", t.To, domain.CreditTransfer{TransferID: id, Amount: amount})
+	if err != nil {
+		return err
+	}
+	if credit.Status != commands.StatusRejected {
+		if _, err := m.must(ctx, id, "settle", t.From, domain.SettleTransfer{TransferID: id}); err != nil {
+			return err
+		}
+		return m.finish(ctx, id, domain.CompleteTransfer{})
+	}
+	if _, err := m.must(ctx, id, "reverse", t.From, domain.ReverseTransferDebit{TransferID: id}); err != nil {
+		return err
+	}
+	return m.finish(ctx, id, domain.FailTransfer{Code: deref(credit.Code), Reason: deref(credit.Reason), Compensated: true})
+}
+
+// finish records the transfer's outcome; a transfer already settled (by an
+// earlier run of this step) is fine.
+func (m *TransferManager) finish(ctx context.Context, id string, cmd aggregates.Command) error {
+	_, err := m.must(ctx, id, "finish", id, cmd)
+	return err
+}
+
+// must runs a step that no rule can refuse: a refusal means the journal
+// contradicts the process (an operator must look), so it is an error that
+// keeps the transfer unsettled and retried, never a silent loss.
+func (m *TransferManager) must(ctx context.Context, id, step, aggregateID string, cmd aggregates.Command) (*commands.Status, error) {
+	st, err := m.step(ctx, id, step, aggregateID, cmd)
+	if err == nil && st.Status == commands.StatusRejected {
+		err = fmt.Errorf("transfer %s: step %s was refused: %s: %s", id, step, deref(st.Code), deref(st.Reason))
+	}
+	return st, err
+}
+
+// step decides one step of a transfer exactly once.
+func (m *TransferManager) step(ctx context.Context, id, step, aggregateID string, cmd aggregates.Command) (*commands.Status, error) {
+	if m.cfg.BeforeStep != nil {
+		m.cfg.BeforeStep(id, step)
+	}
+	payload, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, err
+	}
+	env := &commands.Envelope{
+		ID:            StepID(id, step),
+		Type:          domain.Service + "." + cmd.CommandType(),
+		AggregateID:   aggregateID,
+		Actor:         commands.Actor{UserID: domain.SystemActor},
+		IssuedAt:      time.Now().UTC(),
+		CorrelationID: id,
+		Payload:       payload,
+	}
+	return m.exec.Once(ctx, m.cfg.Pool, env)
+}
+
+// stepNamespace derives the ids of a transfer's step commands.
+var stepNamespace = uuid.MustParse("6f1d3c0e-5b7a-4f43-9a51-2c8e7d0b4a19")
+
+// StepID is the command id of one step of a transfer.
+func StepID(transferID, step string) string {
+	return uuid.NewSHA1(stepNamespace, []byte(transferID+"/"+step)).String()
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
