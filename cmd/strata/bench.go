@@ -55,6 +55,7 @@ type benchOptions struct {
 	adminEmail    string
 	adminPassword string
 	mix           string
+	accounts      int
 	partitions    int
 	drainTimeout  time.Duration
 	cpuProfile    string
@@ -114,7 +115,8 @@ func parseBench(cfg *config.Config, args []string, stdout, stderr io.Writer) (Ma
 		"embedded runs: a Postgres server (postgres:// URL) to create the scratch database on; with --url: the target's database, read for command timestamps (STRATA_DATABASE_URL)")
 	fs.StringVar(&o.adminEmail, "admin-email", cfg.AdminEmail, "e2e: the admin to log in as (STRATA_ADMIN_EMAIL)")
 	fs.StringVar(&o.adminPassword, "admin-password", cfg.AdminPassword, "e2e: the admin's password; embedded runs generate one when empty (STRATA_ADMIN_PASSWORD)")
-	fs.StringVar(&o.mix, "mix", "create_role=1,grant_permission=1", "e2e: relative weights of the write kinds")
+	fs.StringVar(&o.mix, "mix", "create_role=1,grant_permission=1,deposit=1", "e2e: relative weights of the write kinds (create_role, grant_permission, deposit)")
+	fs.IntVar(&o.accounts, "accounts", 1000, "e2e: accounts opened before the run that the deposits spread over (1: one hot account)")
 	fs.IntVar(&o.partitions, "partitions", cfg.Partitions, "partitions of the topics the bench creates (STRATA_TOPIC_PARTITIONS)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 2*time.Minute, "e2e: how long to wait for the last commands to be projected")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file")
@@ -156,8 +158,8 @@ func (m *BenchMain) validate() error {
 	if o.duration <= 0 || o.warmup < 0 || o.drainTimeout <= 0 {
 		errs = append(errs, errors.New("--duration and --drain-timeout must be positive, --warmup not negative"))
 	}
-	if o.concurrency < 1 || o.rate < 0 || o.events < 1 || o.partitions < 1 {
-		errs = append(errs, errors.New("--concurrency, --events and --partitions must be at least 1, --rate not negative"))
+	if o.concurrency < 1 || o.rate < 0 || o.events < 1 || o.partitions < 1 || o.accounts < 1 {
+		errs = append(errs, errors.New("--concurrency, --events, --partitions and --accounts must be at least 1, --rate not negative"))
 	}
 	if _, err := parseMix(o.mix); err != nil {
 		errs = append(errs, err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // apiClient is the e2e bench's HTTP client of one gateway: keep-alive
@@ -219,4 +221,39 @@ func containsString(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// openAccounts opens n accounts for the logged-in user, conns at a time,
+// and waits until every one is readable, so deposits to them are never
+// refused as not found.
+func openAccounts(ctx context.Context, c *apiClient, n, conns int) ([]string, error) {
+	var me struct {
+		ID string `json:"id"`
+	}
+	if status, code, err := c.do(ctx, http.MethodGet, "/auth/me", nil, &me); err != nil || status != http.StatusOK {
+		return nil, fmt.Errorf("GET /auth/me: %d %s %v", status, code, err)
+	}
+	ids := make([]string, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conns)
+	for i := range ids {
+		g.Go(func() error {
+			body, _ := json.Marshal(map[string]string{"owner_user_id": me.ID, "asset": "EUR", "name": fmt.Sprint("bench ", i)})
+			var out struct {
+				AggregateID string `json:"aggregate_id"`
+			}
+			status, code, err := c.do(gctx, http.MethodPost, "/accounts", body, &out)
+			if err != nil || status != http.StatusAccepted {
+				return fmt.Errorf("open an account: %d %s %v", status, code, err)
+			}
+			ids[i] = out.AggregateID
+			return eventually(gctx, time.Minute, func() error {
+				if status, code, err := c.do(gctx, http.MethodGet, "/accounts/"+out.AggregateID, nil, nil); err != nil || status != http.StatusOK {
+					return fmt.Errorf("account %s not readable: %d %s %v", out.AggregateID, status, code, err)
+				}
+				return nil
+			})
+		})
+	}
+	return ids, g.Wait()
 }

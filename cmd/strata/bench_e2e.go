@@ -97,9 +97,15 @@ func runE2E(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 		return nil, err
 	}
 	mix, _ := parseMix(o.mix)
+	var accounts []string
+	if mix["deposit"] > 0 {
+		if accounts, err = openAccounts(ctx, client, o.accounts, o.concurrency); err != nil {
+			return nil, err
+		}
+	}
 	pollCtx, stopPolls := context.WithCancel(ctx)
 	defer stopPolls()
-	load := &loadRun{client: client, work: newWorkload(mix, perms), concurrency: o.concurrency, rate: o.rate,
+	load := &loadRun{client: client, work: newWorkload(mix, perms, accounts), concurrency: o.concurrency, rate: o.rate,
 		sampler: newSampler(pollCtx, client.sibling(samplesInFlight), sampleEvery, samplesInFlight)}
 	defer load.sampler.client.close()
 	setE2EParams(rep, o, tgt, len(perms))
@@ -183,6 +189,7 @@ func setE2EParams(rep *bench.Report, o benchOptions, tgt *e2eTarget, perms int) 
 	rep.Params.Set("concurrency", o.concurrency)
 	rep.Params.Set("rate", o.rate)
 	rep.Params.Set("mix", o.mix)
+	rep.Params.Set("accounts", o.accounts)
 	rep.Params.Set("grantable_permissions", perms)
 	rep.Params.Set("sample_every", sampleEvery)
 	if o.url != "" {

@@ -32,9 +32,8 @@ type writeReq struct {
 //   - created, when set, sees the aggregate id of each accepted write of
 //     this kind, to feed later writes (create_role feeds grant_permission).
 //
-// Deposit joins when the account service exists: an "open_account" kind
-// whose created feeds an account pool, and a "deposit" kind whose next
-// picks an account of that pool and posts a random amount to it.
+// Deposits go to the accounts opened before the run (--accounts: one hot
+// account, or many).
 type writeKind struct {
 	next    func(w *workload, rng *rand.Rand) (writeReq, bool)
 	created func(w *workload, aggregateID string)
@@ -44,6 +43,7 @@ func writeKinds() map[string]writeKind {
 	return map[string]writeKind{
 		"create_role":      {next: nextCreateRole, created: func(w *workload, id string) { w.roles.add(id) }},
 		"grant_permission": {next: nextGrant},
+		"deposit":          {next: nextDeposit},
 	}
 }
 
@@ -59,8 +59,11 @@ func parseMix(s string) (map[string]float64, error) {
 		}
 		mix[k] = w
 	}
-	if mix["create_role"] <= 0 {
-		return nil, fmt.Errorf("--mix %q: create_role needs a positive weight (every other kind needs roles)", s)
+	if mix["grant_permission"] > 0 && mix["create_role"] <= 0 {
+		return nil, fmt.Errorf("--mix %q: grant_permission needs create_role (it grants to the roles the run creates)", s)
+	}
+	if mix["create_role"]+mix["grant_permission"]+mix["deposit"] <= 0 {
+		return nil, fmt.Errorf("--mix %q: give some kind a positive weight", s)
 	}
 	return mix, nil
 }
@@ -78,17 +81,18 @@ func kindNames() []string {
 // unique across runs, the permissions to grant, and the roles created so
 // far that still lack some of them.
 type workload struct {
-	fns     map[string]writeKind
-	runID   string
-	seq     atomic.Int64
-	perms   []string
-	roles   rolePool
-	kinds   []string
-	weights []float64 // cumulative
+	fns      map[string]writeKind
+	runID    string
+	seq      atomic.Int64
+	perms    []string
+	roles    rolePool
+	accounts []string // opened before the run; deposits spread over them
+	kinds    []string
+	weights  []float64 // cumulative
 }
 
-func newWorkload(mix map[string]float64, perms []string) *workload {
-	w := &workload{fns: writeKinds(), runID: randomHex(4), perms: perms}
+func newWorkload(mix map[string]float64, perms, accounts []string) *workload {
+	w := &workload{fns: writeKinds(), runID: randomHex(4), perms: perms, accounts: accounts}
 	total := 0.0
 	for _, k := range kindNames() {
 		if mix[k] > 0 {
@@ -130,6 +134,16 @@ func nextGrant(w *workload, rng *rand.Rand) (writeReq, bool) {
 	}
 	body, _ := json.Marshal(map[string]string{"permission_id": w.perms[i]})
 	return writeReq{path: "/roles/" + role + "/permissions", body: body}, true
+}
+
+func nextDeposit(w *workload, rng *rand.Rand) (writeReq, bool) {
+	if len(w.accounts) == 0 {
+		return writeReq{}, false
+	}
+	body, _ := json.Marshal(map[string]string{
+		"amount": fmt.Sprintf("%d.%02d", 1+rng.IntN(999), rng.IntN(100)), "reference": "strata bench",
+	})
+	return writeReq{path: "/accounts/" + w.accounts[rng.IntN(len(w.accounts))] + "/deposits", body: body}, true
 }
 
 // rolePool holds the roles created in this run with the index of the next

@@ -130,7 +130,7 @@ func TestBench(t *testing.T) {
 
 	t.Run("E2E", func(t *testing.T) {
 		code, rep, stderr := runBench(t, append([]string{"e2e", "--duration", "2s", "--warmup", "300ms",
-			"--concurrency", "4", "--database-url", server}, common...)...)
+			"--concurrency", "4", "--accounts", "20", "--database-url", server}, common...)...)
 		if code != 0 || rep == nil {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -138,7 +138,7 @@ func TestBench(t *testing.T) {
 		m := rep.Metrics
 		positive(t, m, "commands_per_sec", "projected_per_sec", "sent", "accepted", "accept_p50_ms", "accept_p99_ms", "accept_p999_ms",
 			"projected", "projected_p50_ms", "projected_p99_ms", "projected_p999_ms", "projected_samples",
-			"projected_sampled_p50_ms", "peak_rss_mib", "writes_create_role", "writes_grant_permission")
+			"projected_sampled_p50_ms", "peak_rss_mib", "writes_create_role", "writes_grant_permission", "writes_deposit")
 		for _, k := range []string{"stage_decided_p50_ms", "stage_published_p50_ms", "stage_projected_p50_ms", "pg_xacts_per_write"} {
 			if _, ok := m[k]; !ok {
 				t.Errorf("metrics lack %s", k)
@@ -150,7 +150,7 @@ func TestBench(t *testing.T) {
 			t.Errorf("accepted %v + errors %v != sent %v", m["accepted"], m["errors"], m["sent"])
 		}
 		equal(t, m, "projected", m["accepted"])
-		if m["writes_create_role"]+m["writes_grant_permission"] != m["sent"] {
+		if m["writes_create_role"]+m["writes_grant_permission"]+m["writes_deposit"] != m["sent"] {
 			t.Errorf("writes by kind do not add up to sent: %v", m)
 		}
 		if !(m["accept_p50_ms"] <= m["accept_p99_ms"] && m["accept_p99_ms"] <= m["accept_p999_ms"]) {
