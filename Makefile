@@ -37,11 +37,17 @@ microbench:
 BENCH_EVENTS   ?= 100000
 BENCH_DURATION ?= 60s
 BENCH_SCENARIOS ?= baseline relay projector e2e replay
+# Deposits end to end on one hot account, then spread over 1,000 accounts.
+BENCH_DEPOSITS ?= 20s
 bench: build
 	@mkdir -p bench && : > bench/results.json
 	@failed=""; for s in $(BENCH_SCENARIOS); do \
 		bin/strata bench $$s --events $(BENCH_EVENTS) --duration $(BENCH_DURATION) --json-out bench/results.json \
 			|| failed="$$failed $$s"; echo; \
+	done; \
+	for a in 1 1000; do \
+		bin/strata bench e2e --mix deposit=1 --accounts $$a --duration $(BENCH_DEPOSITS) --json-out bench/results.json \
+			|| failed="$$failed deposits/$$a"; echo; \
 	done; test -z "$$failed" || { echo "bench failed:$$failed"; exit 1; }
 	@echo "results: bench/results.json"
 
