@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -123,6 +124,33 @@ func (g *Gateway) waitTerminal(ctx context.Context, id string, d time.Duration) 
 			return g.cfg.Statuses.Get(ctx, id)
 		case <-ctx.Done():
 			return st, nil
+		}
+	}
+}
+
+// waitFollowUp waits up to d for a command that a process issues later
+// (it may not exist yet) to be terminal.
+func (g *Gateway) waitFollowUp(ctx context.Context, id string, d time.Duration) error {
+	ch, cancel := g.hub.Subscribe(id)
+	defer cancel()
+	deadline := time.NewTimer(max(d, 0))
+	defer deadline.Stop()
+	for {
+		st, err := g.cfg.Statuses.Get(ctx, id)
+		switch {
+		case errors.Is(err, commands.ErrNotFound):
+		case err != nil:
+			return err
+		case st.Terminal():
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-time.After(100 * time.Millisecond): // the step's row may appear without a notification to this id
+		case <-deadline.C:
+			return nil
+		case <-ctx.Done():
+			return nil
 		}
 	}
 }

@@ -43,6 +43,10 @@ type write struct {
 	// (a password change, a disable) before the command is produced, so a
 	// stolen refresh token does not outlive it.
 	EndsSessions bool
+	// Then, when set, names the command that finishes what this write
+	// started (the last step of a process): Prefer: wait waits for it too,
+	// within the same bound, so a transfer answers completed or failed.
+	Then func(aggregateID string) string
 	// Guard, when set, refuses a request before anything is recorded: an
 	// object-level check (code and detail of the problem, or "").
 	Guard func(ctx context.Context, p *Principal, aggregateID string, payload map[string]json.RawMessage) (code, detail string)
@@ -279,7 +283,11 @@ func (g *Gateway) abandon(w http.ResponseWriter, r *http.Request, env *commands.
 func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, wr write, st *commands.Status) {
 	if wait, ok := g.preferWait(r); ok {
 		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
+		until := time.Now().Add(wait)
 		final, err := g.waitTerminal(r.Context(), st.ID, wait)
+		if err == nil && final.Status == commands.StatusProjected && wr.Then != nil {
+			err = g.waitFollowUp(r.Context(), wr.Then(final.AggregateID), time.Until(until))
+		}
 		if err != nil {
 			g.internal(w, r, err)
 			return

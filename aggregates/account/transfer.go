@@ -3,6 +3,7 @@ package account
 import (
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
 
 	"github.com/strata-cqrs/strata/aggregates"
@@ -164,3 +165,17 @@ func EvolveTransfer(t Transfer, e aggregates.Event) Transfer {
 	}
 	return t
 }
+
+// stepNamespace derives the ids of a transfer's step commands.
+var stepNamespace = uuid.MustParse("6f1d3c0e-5b7a-4f43-9a51-2c8e7d0b4a19")
+
+// TransferStepID is the command id of one step of a transfer ("debit",
+// "credit", "settle", "reverse", "finish"): the same on every run of the
+// process, so a step is decided once however often it is driven.
+func TransferStepID(transferID, step string) string {
+	return uuid.NewSHA1(stepNamespace, []byte(strings.ToLower(transferID)+"/"+step)).String()
+}
+
+// TransferFinishStep is the last step of every transfer: once its command
+// is projected, the transfer is completed or failed in the read model.
+const TransferFinishStep = "finish"

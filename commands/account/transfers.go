@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -168,7 +167,7 @@ func (m *TransferManager) Drive(ctx context.Context, id string) error {
 // finish records the transfer's outcome; a transfer already settled (by an
 // earlier run of this step) is fine.
 func (m *TransferManager) finish(ctx context.Context, id string, cmd aggregates.Command) error {
-	_, err := m.must(ctx, id, "finish", id, cmd)
+	_, err := m.must(ctx, id, domain.TransferFinishStep, id, cmd)
 	return err
 }
 
@@ -193,7 +192,7 @@ func (m *TransferManager) step(ctx context.Context, id, step, aggregateID string
 		return nil, err
 	}
 	env := &commands.Envelope{
-		ID:            StepID(id, step),
+		ID:            domain.TransferStepID(id, step),
 		Type:          domain.Service + "." + cmd.CommandType(),
 		AggregateID:   aggregateID,
 		Actor:         commands.Actor{UserID: domain.SystemActor},
@@ -202,14 +201,6 @@ func (m *TransferManager) step(ctx context.Context, id, step, aggregateID string
 		Payload:       payload,
 	}
 	return m.exec.Once(ctx, m.cfg.Pool, env)
-}
-
-// stepNamespace derives the ids of a transfer's step commands.
-var stepNamespace = uuid.MustParse("6f1d3c0e-5b7a-4f43-9a51-2c8e7d0b4a19")
-
-// StepID is the command id of one step of a transfer.
-func StepID(transferID, step string) string {
-	return uuid.NewSHA1(stepNamespace, []byte(transferID+"/"+step)).String()
 }
 
 func deref(s *string) string {
