@@ -56,6 +56,9 @@ func services() []service {
 					return err
 				}
 				n.add("account.transfers", m)
+				n.checks = append(n.checks, lagCheck("account.transfers.lag", func(ctx context.Context) (time.Duration, error) {
+					return accountread.NewStore(n.pool).TransferLag(ctx)
+				}))
 				return nil
 			}},
 	}

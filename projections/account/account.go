@@ -89,6 +89,7 @@ CREATE TABLE account_read.transfers (
 );
 CREATE INDEX transfers_from ON account_read.transfers (from_account_id, id);
 CREATE INDEX transfers_to ON account_read.transfers (to_account_id, id);
+CREATE INDEX transfers_requested ON account_read.transfers (requested_at) WHERE status = 'requested';
 CREATE TABLE account_read.pay_plans (
 	id               uuid PRIMARY KEY,
 	name             text NOT NULL,

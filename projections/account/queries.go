@@ -302,3 +302,13 @@ func (s *Store) Messages(ctx context.Context, groupID string, after MessageCurso
 		WHERE m.group_id=$1 AND (m.send_version, m.position) > ($2, $3)
 		ORDER BY m.send_version, m.position LIMIT $4`, groupID, after.Version, after.Position, limit)
 }
+
+// TransferLag is how long the oldest transfer still requested has waited
+// for the transfer process manager (0 when none waits): a transfer whose
+// step keeps failing shows here, and /readyz reports it.
+func (s *Store) TransferLag(ctx context.Context) (time.Duration, error) {
+	var lag float64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(extract(epoch FROM now() - min(requested_at)), 0)
+		FROM account_read.transfers WHERE status = 'requested'`).Scan(&lag)
+	return time.Duration(lag * float64(time.Second)), err
+}
