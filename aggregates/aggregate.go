@@ -140,6 +140,10 @@ type Definition struct {
 	// that appear and releases the ones that disappear, in the same
 	// transaction as the events.
 	Keys func(state any) []UniqueKey
+	// Authorize, when set, decides whether the actor may send the command
+	// to an existing aggregate. The runtime asks it before it compares an
+	// expected version, so a refused actor learns nothing of the state.
+	Authorize func(state any, cmd Command, actor Actor) error
 
 	idx index
 }
@@ -160,16 +164,17 @@ func (d *Definition) QualifiedEvent(e Event) string {
 // Spec is the typed form of a Definition. Domain packages fill a Spec with
 // functions over their own state type; Define erases it for the runtime.
 type Spec[S any] struct {
-	Service  string
-	Type     string
-	Commands []Command
-	Events   []Event
-	Creates  func(Command) bool
-	Upserts  func(Command) bool
-	Needs    func(Command) []Ref
-	Decide   func(S, Command, Context) ([]Event, error)
-	Evolve   func(S, Event) S
-	Keys     func(S) []UniqueKey
+	Service   string
+	Type      string
+	Commands  []Command
+	Events    []Event
+	Creates   func(Command) bool
+	Upserts   func(Command) bool
+	Needs     func(Command) []Ref
+	Decide    func(S, Command, Context) ([]Event, error)
+	Evolve    func(S, Event) S
+	Keys      func(S) []UniqueKey
+	Authorize func(S, Command, Actor) error
 }
 
 // Define turns a typed Spec into a Definition.
@@ -191,6 +196,9 @@ func Define[S any](s Spec[S]) *Definition {
 	}
 	if s.Keys != nil {
 		d.Keys = func(state any) []UniqueKey { return s.Keys(state.(S)) }
+	}
+	if s.Authorize != nil {
+		d.Authorize = func(state any, c Command, a Actor) error { return s.Authorize(state.(S), c, a) }
 	}
 	if d.Needs == nil {
 		d.Needs = func(Command) []Ref { return nil }

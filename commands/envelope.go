@@ -72,8 +72,12 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	if _, err := uuid.Parse(e.ID); err != nil {
 		errs = append(errs, fmt.Errorf("id: %w", err))
 	}
-	if _, err := uuid.Parse(e.AggregateID); err != nil {
+	if id, err := uuid.Parse(e.AggregateID); err != nil {
 		errs = append(errs, fmt.Errorf("aggregate_id: %w", err))
+	} else {
+		// One spelling per aggregate: the worker's batch and cache key on
+		// the id as a string, the journal on the uuid.
+		e.AggregateID = id.String()
 	}
 	if !strings.Contains(e.Type, ".") {
 		errs = append(errs, errors.New("type: must be <service>.<Command>"))

@@ -63,7 +63,7 @@ func (x *Executor) Execute(ctx context.Context, tx pgx.Tx, env *Envelope) (*Aggr
 	if err != nil {
 		return nil, 0, dataErrorAsRejection(err)
 	}
-	if err := checkVersion(def, cmd, agg, env.ExpectedVersion); err != nil {
+	if err := checkVersion(def, cmd, agg, env); err != nil {
 		return nil, 0, err
 	}
 	related, err := x.loadRelated(ctx, tx, def, cmd)
@@ -153,7 +153,9 @@ func (x *Executor) Once(ctx context.Context, pool *pgxpool.Pool, env *Envelope) 
 			return getStatus(ctx, pool, env.ID)
 		}
 		var pg *pgconn.PgError
-		if attempt >= 20 || !errors.As(err, &pg) || (pg.Code != "23505" && pg.Code != "40001" && pg.Code != "40P01") {
+		retry := errors.Is(err, ErrDecidedElsewhere) ||
+			(errors.As(err, &pg) && (pg.Code == "23505" || pg.Code == "40001" || pg.Code == "40P01"))
+		if attempt >= 20 || !retry {
 			return nil, err
 		}
 		select { // another writer appended to the aggregate first: decide again on its state
@@ -175,13 +177,25 @@ func (x *Executor) carriesSecret(qualified string) bool {
 	return ok
 }
 
-func checkVersion(def *aggregates.Definition, cmd aggregates.Command, agg *Aggregate, expected *int64) error {
+// checkVersion admits a command to Decide: the aggregate must exist (or
+// not, for a create), the actor must be allowed to act on it, and an
+// expected version must match. The actor is checked before the version,
+// so a stranger learns neither that the aggregate exists nor its version.
+func checkVersion(def *aggregates.Definition, cmd aggregates.Command, agg *Aggregate, env *Envelope) error {
 	creates, upserts := def.Creates(cmd), def.Upserts(cmd)
+	expected := env.ExpectedVersion
 	switch {
 	case creates && agg.Version > 0 && !upserts:
 		return aggregates.Reject(aggregates.CodeAlreadyExists, "%s %s already exists", def.Type, agg.ID)
 	case !creates && agg.Version == 0 && !upserts:
 		return aggregates.Reject(aggregates.CodeNotFound, "%s %s does not exist", def.Type, agg.ID)
+	}
+	if def.Authorize != nil && agg.Version > 0 {
+		if err := def.Authorize(agg.State, cmd, env.Actor.Domain()); err != nil {
+			return err
+		}
+	}
+	switch {
 	case expected != nil && *expected != agg.Version:
 		return aggregates.Reject(aggregates.CodeVersionConflict, "%s %s is at version %d, not %d",
 			def.Type, agg.ID, agg.Version, *expected)

@@ -174,7 +174,10 @@ func (g *group) load(ctx context.Context, tx pgx.Tx, pending []pendingCommand) (
 		}
 	}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT id::text FROM strata.commands WHERE id = ANY($1::uuid[]) AND status <> 'pending' FOR UPDATE`, ids)
+	// Lock every command row of the batch, pending ones too, in one order:
+	// a second worker deciding the same commands (a rebalance overlap)
+	// waits here and then finds them decided.
+	b.Queue(`SELECT id::text, status <> 'pending' FROM strata.commands WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, ids)
 	b.Queue(`SELECT e.aggregate_id::text, e.aggregate_type, e.version, e.type, e.data, e.hash
 		FROM `+g.w.exec.journal.schema+`.events e JOIN unnest($1::uuid[], $2::bigint[]) AS t(id, v)
 		ON e.aggregate_id = t.id AND e.version > t.v ORDER BY e.aggregate_id, e.version`, aggIDs, from)
@@ -187,10 +190,11 @@ func (g *group) load(ctx context.Context, tx pgx.Tx, pending []pendingCommand) (
 	}
 	for rows.Next() {
 		var id string
-		if err := rows.Scan(&id); err != nil {
+		var done bool
+		if err := rows.Scan(&id, &done); err != nil {
 			return nil, err
 		}
-		decided[id] = true
+		decided[id] = done
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -248,7 +252,7 @@ func (g *group) decide(p pendingCommand) error {
 			Reason: fmt.Sprintf("%s %s does not exist", p.def.Type, p.env.AggregateID)})
 		return nil
 	}
-	if err := checkVersion(p.def, p.cmd, agg, p.env.ExpectedVersion); err != nil {
+	if err := checkVersion(p.def, p.cmd, agg, p.env); err != nil {
 		return g.rejectErr(p.env, err)
 	}
 	now := g.w.cfg.Now()
@@ -380,7 +384,9 @@ func (g *group) write(ctx context.Context, tx pgx.Tx) error {
 		b.Queue(`INSERT INTO `+schema+insertEventsSQL, eventColumns(g.rows)...)
 		b.Queue(`SELECT pg_notify($1, '')`, JournalChannel(g.w.cfg.Service))
 	}
+	decideAt := -1
 	if len(g.outcomes) > 0 {
+		decideAt = b.Len()
 		b.Queue(decideManySQL, outcomeColumns(g.outcomes)...)
 		b.Queue(`SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x`, NotifyChannel, outcomeIDs(g.outcomes))
 	}
@@ -401,11 +407,15 @@ func (g *group) write(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	for i := min(len(releases), 1) + min(len(claims), 1); i < b.Len(); i++ {
-		if _, err := res.Exec(); err != nil {
+		tag, err := res.Exec()
+		if err != nil {
 			if IsUniqueViolation(err) {
 				return errSlowPath // another writer appended to one of these aggregates
 			}
 			return err
+		}
+		if i == decideAt && tag.RowsAffected() != int64(len(g.outcomes)) {
+			return errSlowPath // another writer decided one of these commands: its outcome stands, ours must not
 		}
 	}
 	return res.Close()

@@ -61,6 +61,12 @@ var ErrNotFound = errors.New("command not found")
 // its window for a different request.
 var ErrIdempotencyReused = errors.New("idempotency key reused with a different request")
 
+// ErrDecidedElsewhere is returned when another transaction decided a
+// command while this one was deciding it too (a rebalance overlap, two
+// process managers driving one step): the transaction must roll back, so
+// that only the first decision's events exist, and a retry reads it.
+var ErrDecidedElsewhere = errors.New("command was decided concurrently")
+
 // IdempotencyWindow is how long an Idempotency-Key names the same command.
 const IdempotencyWindow = 24 * time.Hour
 
@@ -315,7 +321,7 @@ func (s *StatusStore) MarkFailed(ctx context.Context, id, code, reason string) e
 // does not exist yet is created, so a signed command produced without a
 // pending row still gets a status; a row already decided is left as it is.
 func decide(ctx context.Context, tx pgx.Tx, env *Envelope, status string, code, reason *string, version *int64) error {
-	_, err := tx.Exec(ctx, `INSERT INTO strata.commands
+	tag, err := tx.Exec(ctx, `INSERT INTO strata.commands
 		(id, service, type, aggregate_id, actor, status, code, reason, version, submitted_at, decided_at, projected_at)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,now(), CASE WHEN $6='projected' THEN now() END)
 		ON CONFLICT (id) DO UPDATE SET status=EXCLUDED.status, code=EXCLUDED.code, reason=EXCLUDED.reason,
@@ -324,6 +330,9 @@ func decide(ctx context.Context, tx pgx.Tx, env *Envelope, status string, code, 
 		env.ID, env.Service(), env.Type, env.AggregateID, env.Actor.UserID, status, code, reason, version, env.IssuedAt)
 	if err != nil {
 		return fmt.Errorf("status: decide %s: %w", env.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("status: decide %s: %w", env.ID, ErrDecidedElsewhere)
 	}
 	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, env.ID)
 	return err

@@ -54,23 +54,30 @@ func typed[T any](fetch func(context.Context, string) (T, error), version func(T
 
 func (g *Gateway) accountRoutes() {
 	q := g.cfg.Accounts
-	account := versioned(g.visibleAccount, func(a accountread.Account) int64 { return a.Version })
-	transfer := versioned(g.visibleTransfer, func(t accountread.Transfer) int64 { return t.Version })
-	plan := versioned(q.PayPlan, func(p accountread.PayPlan) int64 { return p.Version })
-	template := versioned(q.MessageTemplate, func(t accountread.MessageTemplate) int64 { return t.Version })
-	group := versioned(q.MessageGroup, func(m accountread.MessageGroup) int64 { return m.Version })
+	// Reads show the caller's own accounts and the transfers touching
+	// them, or any with accounts:read:any. The answer to a write shows what
+	// it changed to whoever was allowed to make it: also to a holder of
+	// accounts:write:any without accounts:read:any, whose write is done by
+	// then (a 500 would invite a retry that deposits twice).
+	visibleAccount := seenWith(q.Account, accountOwner, domain.GrantReadAny)
+	visibleTransfer := seenWith(q.Transfer, transferOwners, domain.GrantReadAny)
+	account := versioned(seenWith(q.Account, accountOwner, domain.GrantReadAny, domain.GrantWriteAny),
+		func(a accountread.Account) int64 { return a.Version })
+	transfer := versioned(seenWith(q.Transfer, transferOwners, domain.GrantReadAny, domain.GrantWriteAny),
+		func(t accountread.Transfer) int64 { return t.Version })
 	// An account action: the owner's or, with accounts:write:any, anyone's.
-	// The aggregate enforces it; the read model, once it has the account,
-	// answers a stranger at once.
+	// The aggregate decides it, with the owner it holds: a stranger's
+	// command is refused as not_found exactly like one to an id that does
+	// not exist (202, then rejected), so no answer tells the two apart.
 	action := func(typ string, body bool) write {
-		return write{Type: typ, Body: body, Read: account, Guard: g.ownAccount}
+		return write{Type: typ, Body: body, Read: account}
 	}
 
 	g.handle(http.MethodPost, "/accounts", "accounts:write", g.submit(write{
 		Type: "account.OpenAssetAccount", Creates: true, Body: true, Read: account, Path: "/accounts", Guard: ownerIsCaller}))
 	g.handle(http.MethodGet, "/accounts", "accounts:read", g.listAccounts)
 	g.handle(http.MethodGet, "/accounts/{id}", "accounts:read",
-		get(g, typed(g.visibleAccount, func(a accountread.Account) int64 { return a.Version })))
+		get(g, typed(visibleAccount, func(a accountread.Account) int64 { return a.Version })))
 	g.handle(http.MethodPost, "/accounts/{id}/deposits", "accounts:write", g.submit(action("account.Deposit", true)))
 	g.handle(http.MethodPost, "/accounts/{id}/withdrawals", "accounts:write", g.submit(action("account.Withdraw", true)))
 	g.handle(http.MethodPost, "/accounts/{id}/freeze", domain.GrantWriteAny, g.submit(write{
@@ -78,110 +85,103 @@ func (g *Gateway) accountRoutes() {
 	g.handle(http.MethodPost, "/accounts/{id}/unfreeze", domain.GrantWriteAny, g.submit(write{Type: "account.UnfreezeAccount", Read: account}))
 	g.handle(http.MethodPost, "/accounts/{id}/close", "accounts:write", g.submit(action("account.CloseAccount", false)))
 	g.handle(http.MethodPost, "/accounts/{id}/pay-plan", "accounts:write", g.submit(action("account.ChangePayPlan", true)))
-	g.handle(http.MethodGet, "/accounts/{id}/ledger", "accounts:read", g.ledger)
+	g.handle(http.MethodGet, "/accounts/{id}/ledger", "accounts:read",
+		pagedChild(g, visibleAccount, parseLedgerCursor, q.Ledger, ledgerCursor))
 
 	g.handle(http.MethodPost, "/transfers", "accounts:write", g.submit(write{
-		Type: "account.TransferFunds", Creates: true, Body: true, Read: transfer, Path: "/transfers"}))
+		Type: "account.TransferFunds", Creates: true, Body: true, Read: transfer, Path: "/transfers",
+		Then: func(id string) string { return domain.TransferStepID(id, domain.TransferFinishStep) }}))
 	g.handle(http.MethodGet, "/transfers", "accounts:read", g.listTransfers)
 	g.handle(http.MethodGet, "/transfers/{id}", "accounts:read",
-		get(g, typed(g.visibleTransfer, func(t accountread.Transfer) int64 { return t.Version })))
+		get(g, typed(visibleTransfer, func(t accountread.Transfer) int64 { return t.Version })))
 
-	g.handle(http.MethodPost, "/pay-plans", "payplans:write", g.submit(write{
-		Type: "account.CreatePayPlan", Creates: true, Body: true, Read: plan, Path: "/pay-plans"}))
-	g.handle(http.MethodGet, "/pay-plans", "payplans:read",
-		list(g, "name", q.PayPlans, func(p accountread.PayPlan) string { return p.ID }))
-	g.handle(http.MethodGet, "/pay-plans/{id}", "payplans:read", get(g, typed(q.PayPlan, func(p accountread.PayPlan) int64 { return p.Version })))
+	plan := collection(g, "/pay-plans", "payplans:read", "payplans:write", "account.CreatePayPlan", q.PayPlan, q.PayPlans,
+		func(p accountread.PayPlan) string { return p.ID }, func(p accountread.PayPlan) int64 { return p.Version })
 	g.handle(http.MethodPost, "/pay-plans/{id}/price", "payplans:write", g.submit(write{Type: "account.ChangePayPlanPrice", Body: true, Read: plan}))
 	g.handle(http.MethodPost, "/pay-plans/{id}/retire", "payplans:write", g.submit(write{Type: "account.RetirePayPlan", Read: plan}))
 
-	g.handle(http.MethodPost, "/message-templates", "messages:write", g.submit(write{
-		Type: "account.CreateMessageTemplate", Creates: true, Body: true, Read: template, Path: "/message-templates"}))
-	g.handle(http.MethodGet, "/message-templates", "messages:read",
-		list(g, "name", q.MessageTemplates, func(t accountread.MessageTemplate) string { return t.ID }))
-	g.handle(http.MethodGet, "/message-templates/{id}", "messages:read",
-		get(g, typed(q.MessageTemplate, func(t accountread.MessageTemplate) int64 { return t.Version })))
+	template := collection(g, "/message-templates", "messages:read", "messages:write", "account.CreateMessageTemplate", q.MessageTemplate, q.MessageTemplates,
+		func(t accountread.MessageTemplate) string { return t.ID }, func(t accountread.MessageTemplate) int64 { return t.Version })
 	g.handle(http.MethodPut, "/message-templates/{id}", "messages:write", g.submit(write{Type: "account.UpdateMessageTemplate", Body: true, Read: template}))
 	g.handle(http.MethodDelete, "/message-templates/{id}", "messages:write", g.submit(write{Type: "account.DeleteMessageTemplate"}))
 
-	g.handle(http.MethodPost, "/message-groups", "messages:write", g.submit(write{
-		Type: "account.CreateMessageGroup", Creates: true, Body: true, Read: group, Path: "/message-groups"}))
-	g.handle(http.MethodGet, "/message-groups", "messages:read",
-		list(g, "name", q.MessageGroups, func(m accountread.MessageGroup) string { return m.ID }))
-	g.handle(http.MethodGet, "/message-groups/{id}", "messages:read",
-		get(g, typed(q.MessageGroup, func(m accountread.MessageGroup) int64 { return m.Version })))
+	group := collection(g, "/message-groups", "messages:read", "messages:write", "account.CreateMessageGroup", q.MessageGroup, q.MessageGroups,
+		func(m accountread.MessageGroup) string { return m.ID }, func(m accountread.MessageGroup) int64 { return m.Version })
 	g.handle(http.MethodPost, "/message-groups/{id}/members", "messages:write", g.submit(write{Type: "account.AddGroupMember", Body: true, Read: group}))
 	g.handle(http.MethodDelete, "/message-groups/{id}/members/{user_id}", "messages:write", g.submit(write{
 		Type: "account.RemoveGroupMember", FromPath: map[string]string{"user_id": "user_id"}, Read: group}))
 	g.handle(http.MethodPost, "/message-groups/{id}/messages", "messages:write", g.submit(write{Type: "account.SendGroupMessage", Body: true, Read: group}))
-	g.handle(http.MethodGet, "/message-groups/{id}/messages", "messages:read", g.groupMessages)
+	g.handle(http.MethodGet, "/message-groups/{id}/messages", "messages:read",
+		pagedChild(g, q.MessageGroup, parseMessageCursor, q.Messages, messageCursor))
 }
 
-// canSee reports whether the caller may read what owner owns.
-func canSee(ctx context.Context, owners ...string) bool {
+// collection registers the routes every collection of named resources
+// has: POST path creates one (with writePerm), GET path lists them by
+// ?name= and GET path/{id} reads one (with readPerm). It returns the read
+// the collection's other writes answer with.
+func collection[T any](g *Gateway, path, readPerm, writePerm, create string, one func(context.Context, string) (T, error),
+	all func(context.Context, projections.ListParams) ([]T, error), id func(T) string, version func(T) int64,
+) func(context.Context, string) (any, int64, error) {
+	read := versioned(one, version)
+	g.handle(http.MethodPost, path, writePerm, g.submit(write{Type: create, Creates: true, Body: true, Read: read, Path: path}))
+	g.handle(http.MethodGet, path, readPerm, list(g, "name", all, id))
+	g.handle(http.MethodGet, path+"/{id}", readPerm, get(g, typed(one, version)))
+	return read
+}
+
+// seenWith returns a getter of the resources a caller may see: those
+// touching what the caller owns, or any with one of grants. Any other is
+// not found, so a stranger cannot learn which ids exist.
+func seenWith[T any](fetch func(context.Context, string) (T, error), owners func(T) []string,
+	grants ...string) func(context.Context, string) (T, error) {
+	return func(ctx context.Context, id string) (T, error) {
+		v, err := fetch(ctx, id)
+		if err == nil && !canSee(ctx, grants, owners(v)...) {
+			var zero T
+			return zero, projections.ErrNotFound
+		}
+		return v, err
+	}
+}
+
+// canSee reports whether the caller owns one of owners or holds one of
+// grants.
+func canSee(ctx context.Context, grants []string, owners ...string) bool {
 	p, ok := principalFrom(ctx)
 	if !ok {
 		return false
 	}
-	if p.Can(domain.GrantReadAny) {
-		return true
+	for _, gr := range grants {
+		if p.Can(gr) {
+			return true
+		}
 	}
 	for _, o := range owners {
-		if o != "" && o == p.UserID {
+		if o != "" && strings.EqualFold(o, p.UserID) {
 			return true
 		}
 	}
 	return false
 }
 
-// visibleAccount returns an account its caller may see; any other is
-// not found, so a stranger cannot learn which ids exist.
-func (g *Gateway) visibleAccount(ctx context.Context, id string) (accountread.Account, error) {
-	a, err := g.cfg.Accounts.Account(ctx, id)
-	if err == nil && !canSee(ctx, a.OwnerUserID) {
-		return accountread.Account{}, projections.ErrNotFound
-	}
-	return a, err
-}
-
-// visibleTransfer returns a transfer touching one of the caller's
-// accounts, or any with accounts:read:any.
-func (g *Gateway) visibleTransfer(ctx context.Context, id string) (accountread.Transfer, error) {
-	t, err := g.cfg.Accounts.Transfer(ctx, id)
-	if err == nil && !canSee(ctx, t.FromOwner, t.ToOwner) {
-		return accountread.Transfer{}, projections.ErrNotFound
-	}
-	return t, err
-}
+func accountOwner(a accountread.Account) []string    { return []string{a.OwnerUserID} }
+func transferOwners(t accountread.Transfer) []string { return []string{t.FromOwner, t.ToOwner} }
 
 // ownerIsCaller refuses opening an account for someone else without
 // accounts:write:any.
 func ownerIsCaller(_ context.Context, p *Principal, _ string, payload map[string]json.RawMessage) (string, string) {
 	var owner string
-	if json.Unmarshal(payload["owner_user_id"], &owner) != nil || owner == p.UserID || p.Can(domain.GrantWriteAny) {
+	if json.Unmarshal(payload["owner_user_id"], &owner) != nil || strings.EqualFold(owner, p.UserID) || p.Can(domain.GrantWriteAny) {
 		return "", "" // a malformed owner is the schema's to report
 	}
 	return codeForbidden, "opening an account for another user needs " + domain.GrantWriteAny
-}
-
-// ownAccount answers not_found for an account the read model knows to be
-// someone else's; an account it does not know yet goes on to the
-// aggregate, which decides with the owner it holds.
-func (g *Gateway) ownAccount(ctx context.Context, p *Principal, id string, _ map[string]json.RawMessage) (string, string) {
-	if p.Can(domain.GrantWriteAny) {
-		return "", ""
-	}
-	a, err := g.cfg.Accounts.Account(ctx, id)
-	if err == nil && a.OwnerUserID != p.UserID {
-		return "not_found", "no resource has this id"
-	}
-	return "", ""
 }
 
 func (g *Gateway) listAccounts(w http.ResponseWriter, r *http.Request) {
 	p, _ := principalFrom(r.Context())
 	owner := r.URL.Query().Get("owner_user_id")
 	if !p.Can(domain.GrantReadAny) {
-		if owner != "" && owner != p.UserID {
+		if owner != "" && !strings.EqualFold(owner, p.UserID) {
 			writeProblem(w, r, codeForbidden, "listing another user's accounts needs "+domain.GrantReadAny)
 			return
 		}
@@ -218,61 +218,59 @@ func (g *Gateway) listTransfers(w http.ResponseWriter, r *http.Request) {
 	}, func(t accountread.Transfer) string { return t.ID })(w, r)
 }
 
-// ledger pages an account's entries by event version.
-func (g *Gateway) ledger(w http.ResponseWriter, r *http.Request) {
-	id := mux.Vars(r)["id"]
-	if !found(g, w, r, id, g.visibleAccount) {
-		return
-	}
-	var after int64
-	limit, cursor, bad := pageOf(r)
-	if bad == "" && cursor != "" {
-		var err error
-		if after, err = strconv.ParseInt(cursor, 10, 64); err != nil || after < 0 {
-			bad = "cursor is not one this API returned"
+// pagedChild answers a page of the children of the resource named by the
+// path's {id} (an account's ledger, a group's delivery log): 404 unless
+// parent finds it for the caller, then the children after the cursor,
+// which cursorOf spells and parse reads back.
+func pagedChild[P, C, K any](g *Gateway, parent func(context.Context, string) (P, error),
+	parse func(cursor string) (K, bool), fetch func(ctx context.Context, id string, after K, limit int) ([]C, error),
+	cursorOf func(C) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := mux.Vars(r)["id"]
+		if !found(g, w, r, id, parent) {
+			return
 		}
+		var after K
+		limit, cursor, bad := pageOf(r)
+		if bad == "" && cursor != "" {
+			var ok bool
+			if after, ok = parse(cursor); !ok {
+				bad = "cursor is not one this API returned"
+			}
+		}
+		if bad != "" {
+			writeProblem(w, r, codeBadQuery, bad)
+			return
+		}
+		items, err := fetch(r.Context(), id, after, limit+1)
+		if err != nil {
+			g.internal(w, r, err)
+			return
+		}
+		writePage(w, items, limit, cursorOf)
 	}
-	if bad != "" {
-		writeProblem(w, r, codeBadQuery, bad)
-		return
-	}
-	items, err := g.cfg.Accounts.Ledger(r.Context(), id, after, limit+1)
-	if err != nil {
-		g.internal(w, r, err)
-		return
-	}
-	writePage(w, items, limit, func(e accountread.LedgerEntry) string { return strconv.FormatInt(e.EventVersion, 10) })
 }
 
-// groupMessages pages a group's delivery log.
-func (g *Gateway) groupMessages(w http.ResponseWriter, r *http.Request) {
-	id := mux.Vars(r)["id"]
-	if !found(g, w, r, id, g.cfg.Accounts.MessageGroup) {
-		return
-	}
-	var after accountread.MessageCursor
-	limit, cursor, bad := pageOf(r)
-	if bad == "" && cursor != "" {
-		v, pos, ok := strings.Cut(cursor, ".")
-		var err1, err2 error
-		after.Version, err1 = strconv.ParseInt(v, 10, 64)
-		after.Position, err2 = strconv.Atoi(pos)
-		if !ok || err1 != nil || err2 != nil {
-			bad = "cursor is not one this API returned"
-		}
-	}
-	if bad != "" {
-		writeProblem(w, r, codeBadQuery, bad)
-		return
-	}
-	items, err := g.cfg.Accounts.Messages(r.Context(), id, after, limit+1)
-	if err != nil {
-		g.internal(w, r, err)
-		return
-	}
-	writePage(w, items, limit, func(m accountread.Message) string {
-		return strconv.FormatInt(m.SendVersion, 10) + "." + strconv.Itoa(m.Position)
-	})
+// ledgerCursor is a ledger entry's event version.
+func ledgerCursor(e accountread.LedgerEntry) string { return strconv.FormatInt(e.EventVersion, 10) }
+
+func parseLedgerCursor(s string) (int64, bool) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	return v, err == nil && v >= 0
+}
+
+// messageCursor is a delivery's send version and position: "7.2".
+func messageCursor(m accountread.Message) string {
+	return strconv.FormatInt(m.SendVersion, 10) + "." + strconv.Itoa(m.Position)
+}
+
+func parseMessageCursor(s string) (accountread.MessageCursor, bool) {
+	v, pos, ok := strings.Cut(s, ".")
+	var c accountread.MessageCursor
+	var err1, err2 error
+	c.Version, err1 = strconv.ParseInt(v, 10, 64)
+	c.Position, err2 = strconv.Atoi(pos)
+	return c, ok && err1 == nil && err2 == nil && c.Version >= 0 && c.Position >= 0
 }
 
 // found answers 404 (or 500) and returns false unless fetch finds id.

@@ -71,6 +71,7 @@ func (g *Gateway) submit(wr write) http.HandlerFunc {
 				writeProblem(w, r, "not_found", "no resource has this id")
 				return
 			}
+			aggID = strings.ToLower(aggID) // the journal's spelling, whatever the client's
 		}
 		body, code, detail := readBody(w, r, wr.Body && !(wr.Optional && r.ContentLength == 0))
 		if code != "" {
@@ -165,7 +166,11 @@ func buildPayload(body []byte, fromPath, vars map[string]string) (map[string]jso
 		if _, clash := obj[field]; clash {
 			return nil, codeValidation, "field " + field + " comes from the URL and may not be in the body"
 		}
-		b, _ := json.Marshal(vars[v])
+		val := vars[v]
+		if isUUID(val) {
+			val = strings.ToLower(val)
+		}
+		b, _ := json.Marshal(val)
 		obj[field] = b
 	}
 	return obj, "", ""

@@ -2,7 +2,6 @@ package account
 
 import (
 	"maps"
-	"strings"
 
 	"github.com/shopspring/decimal"
 
@@ -187,12 +186,13 @@ func AssetAccountDefinition() *aggregates.Definition {
 		Creates: creates[OpenAssetAccount](),
 		Needs: func(c aggregates.Command) []aggregates.Ref {
 			if p, ok := c.(ChangePayPlan); ok {
-				return []aggregates.Ref{{Type: "pay-plan", ID: p.PayPlanID}}
+				return []aggregates.Ref{{Type: "pay-plan", ID: canonicalID(p.PayPlanID)}}
 			}
 			return nil
 		},
-		Decide: DecideAssetAccount,
-		Evolve: EvolveAssetAccount,
+		Decide:    DecideAssetAccount,
+		Evolve:    EvolveAssetAccount,
+		Authorize: AuthorizeAssetAccount,
 	})
 }
 
@@ -201,7 +201,7 @@ func DecideAssetAccount(a AssetAccount, c aggregates.Command, ctx aggregates.Con
 	if open, ok := c.(OpenAssetAccount); ok {
 		return openAccount(open, ctx)
 	}
-	if err := a.authorise(c, ctx); err != nil {
+	if err := AuthorizeAssetAccount(a, c, ctx.Actor); err != nil {
 		return nil, err
 	}
 	if a.Status == StatusClosed {
@@ -278,6 +278,7 @@ func DecideAssetAccount(a AssetAccount, c aggregates.Command, ctx aggregates.Con
 		}
 		return []aggregates.Event{AccountClosed{}}, nil
 	case ChangePayPlan:
+		c.PayPlanID = canonicalID(c.PayPlanID)
 		p, ok := aggregates.Related[PayPlan](ctx, "pay-plan", c.PayPlanID)
 		if !ok {
 			return nil, aggregates.Reject(CodePayPlanNotFound, "pay plan %s does not exist", c.PayPlanID)
@@ -297,7 +298,7 @@ func openAccount(c OpenAssetAccount, ctx aggregates.Context) ([]aggregates.Event
 	if c.OwnerUserID == "" {
 		return nil, aggregates.Reject(aggregates.CodeInvalid, "an account needs an owner")
 	}
-	if !ctx.Actor.Owns(strings.ToLower(c.OwnerUserID), GrantWriteAny) {
+	if !ctx.Actor.Owns(canonicalID(c.OwnerUserID), GrantWriteAny) {
 		return nil, aggregates.Reject(aggregates.CodeForbidden, "only %s may open an account for another user", GrantWriteAny)
 	}
 	if !assetPattern.MatchString(c.Asset) {
@@ -307,24 +308,31 @@ func openAccount(c OpenAssetAccount, ctx aggregates.Context) ([]aggregates.Event
 	if err != nil {
 		return nil, err
 	}
-	return []aggregates.Event{AssetAccountOpened{OwnerUserID: strings.ToLower(c.OwnerUserID), Asset: c.Asset, Name: name}}, nil
+	return []aggregates.Event{AssetAccountOpened{OwnerUserID: canonicalID(c.OwnerUserID), Asset: c.Asset, Name: name}}, nil
 }
 
-// authorise lets the owner, a holder of accounts:write:any and, for the
-// steps of a transfer, the transfer process manager act on the account.
-// Anybody else is told the account does not exist.
-func (a AssetAccount) authorise(c aggregates.Command, ctx aggregates.Context) error {
+// AuthorizeAssetAccount lets the owner and a holder of
+// accounts:write:any act on an account; freezing and unfreezing take the
+// grant (an owner cannot lift a freeze), and the steps of a transfer are
+// the transfer process manager's alone. Anybody else is told the account
+// does not exist. Decide checks it too, so it holds without the runtime.
+func AuthorizeAssetAccount(a AssetAccount, c aggregates.Command, actor aggregates.Actor) error {
+	var ok bool
 	switch c.(type) {
 	case DebitTransfer, CreditTransfer, ReverseTransferDebit, SettleTransfer:
-		if ctx.Actor.UserID == SystemActor {
-			return nil
+		ok = actor.UserID == SystemActor
+	case FreezeAccount, UnfreezeAccount:
+		if actor.UserID == a.Owner && !actor.Has(GrantWriteAny) {
+			return aggregates.Reject(aggregates.CodeForbidden, "freezing and unfreezing need %s", GrantWriteAny)
 		}
+		ok = actor.Has(GrantWriteAny)
 	default:
-		if ctx.Actor.Owns(a.Owner, GrantWriteAny) {
-			return nil
-		}
+		ok = actor.Owns(a.Owner, GrantWriteAny)
 	}
-	return aggregates.Reject(aggregates.CodeNotFound, "asset-account %s does not exist", ctx.AggregateID)
+	if !ok {
+		return aggregates.Reject(aggregates.CodeNotFound, "the asset account does not exist")
+	}
+	return nil
 }
 
 func (a AssetAccount) amount(s string) (decimal.Decimal, error) { return ParseAmount(s) }

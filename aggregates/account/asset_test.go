@@ -210,29 +210,30 @@ func TestAssetAccountDecideWithdraw(t *testing.T) {
 func TestAssetAccountDecideFreeze(t *testing.T) {
 	freeze := account.FreezeAccount{Reason: "audit"}
 	run(t, definition(t, "asset-account"), []spec{
-		{name: "Freezes", given: events{opened, deposited}, when: freeze, then: events{frozen}},
-		{name: "FreezesWithoutReason", given: events{opened}, when: account.FreezeAccount{}, then: events{account.AccountFrozen{}}},
-		{name: "FreezesAgainAfterUnfreeze", given: events{opened, frozen, unfrozen}, when: freeze, then: events{frozen}},
-		{name: "RejectsFreezingTwice", given: events{opened, frozen}, when: freeze, code: account.CodeAlreadyFrozen},
+		{name: "Freezes", actor: as(admin), given: events{opened, deposited}, when: freeze, then: events{frozen}},
+		{name: "FreezesWithoutReason", actor: as(admin), given: events{opened}, when: account.FreezeAccount{}, then: events{account.AccountFrozen{}}},
+		{name: "FreezesAgainAfterUnfreeze", actor: as(admin), given: events{opened, frozen, unfrozen}, when: freeze, then: events{frozen}},
+		{name: "RejectsFreezingTwice", actor: as(admin), given: events{opened, frozen}, when: freeze, code: account.CodeAlreadyFrozen},
 		{
-			name: "RejectsReasonTooLong", given: events{opened},
+			name: "RejectsReasonTooLong", actor: as(admin), given: events{opened},
 			when: account.FreezeAccount{Reason: strings.Repeat("r", account.MaxReference+1)}, code: aggregates.CodeInvalid,
 		},
 		{name: "AcceptsFreezeByGrantHolder", given: events{opened}, actor: as(admin), when: freeze, then: events{frozen}},
 		{name: "HidesAccountFromStranger", given: events{opened}, actor: as(stranger), when: freeze, code: aggregates.CodeNotFound},
-		{name: "RejectsFreezingClosedAccount", given: events{opened, closed}, when: freeze, code: account.CodeAccountClosed},
+		{name: "RejectsFreezingClosedAccount", actor: as(admin), given: events{opened, closed}, when: freeze, code: account.CodeAccountClosed},
 	})
 }
 
 func TestAssetAccountDecideUnfreeze(t *testing.T) {
 	unfreeze := account.UnfreezeAccount{}
 	run(t, definition(t, "asset-account"), []spec{
-		{name: "Unfreezes", given: events{opened, frozen}, when: unfreeze, then: events{unfrozen}},
-		{name: "RejectsUnfreezingOpenAccount", given: events{opened}, when: unfreeze, code: account.CodeNotFrozen},
-		{name: "RejectsUnfreezingTwice", given: events{opened, frozen, unfrozen}, when: unfreeze, code: account.CodeNotFrozen},
+		{name: "Unfreezes", actor: as(admin), given: events{opened, frozen}, when: unfreeze, then: events{unfrozen}},
+		{name: "RejectsUnfreezingOpenAccount", actor: as(admin), given: events{opened}, when: unfreeze, code: account.CodeNotFrozen},
+		{name: "RejectsUnfreezingTwice", actor: as(admin), given: events{opened, frozen, unfrozen}, when: unfreeze, code: account.CodeNotFrozen},
 		{name: "AcceptsUnfreezeByGrantHolder", given: events{opened, frozen}, actor: as(admin), when: unfreeze, then: events{unfrozen}},
 		{name: "HidesAccountFromStranger", given: events{opened, frozen}, actor: as(stranger), when: unfreeze, code: aggregates.CodeNotFound},
-		{name: "RejectsUnfreezingClosedAccount", given: events{opened, frozen, closed}, when: unfreeze, code: account.CodeAccountClosed},
+		{name: "RefusesOwnerLiftingTheirFreeze", given: events{opened, frozen}, when: unfreeze, code: aggregates.CodeForbidden},
+		{name: "RejectsUnfreezingClosedAccount", actor: as(admin), given: events{opened, frozen, closed}, when: unfreeze, code: account.CodeAccountClosed},
 	})
 }
 
@@ -439,6 +440,10 @@ func TestAssetAccountClosedAcceptsNothing(t *testing.T) {
 	for _, c := range cmds {
 		// The actor who may issue c, and one who may not.
 		actor, outsider := owner, system
+		switch c.(type) {
+		case account.FreezeAccount, account.UnfreezeAccount:
+			actor = admin // an owner cannot freeze or lift a freeze
+		}
 		if isTransferStep(c) {
 			actor, outsider = system, admin
 		}

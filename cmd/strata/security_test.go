@@ -72,6 +72,7 @@ func TestSecurity(t *testing.T) {
 	t.Run("RefusesTokenInURL", s.tokenInURL)
 	t.Run("EveryRouteNeedsItsPermission", s.everyRouteForbidden)
 	t.Run("EveryRouteNeedsAToken", s.everyRouteUnauthorized)
+	t.Run("RouteBodiesAreValid", s.routeBodiesValid)
 	t.Run("HidesOtherUsersCommands", s.otherUsersCommands)
 	t.Run("RefusesMassAssignment", s.massAssignment)
 	t.Run("RefusesBodyOver1MiB", s.bodyTooLarge)
@@ -109,15 +110,16 @@ func (s *secSuite) as(t *testing.T, token string) *client {
 	return &client{t: t, base: s.d.URL(), token: token}
 }
 
-// writes counts the rows that every write path appends to: events, command
-// statuses and staged password hashes.
+// writes counts the rows that every write path appends to: events (of
+// every service), command statuses and staged password hashes.
 type writes struct{ events, commands, staged int }
 
 func (s *secSuite) writes(t *testing.T) writes {
 	t.Helper()
 	var w writes
 	err := s.d.pool.QueryRow(context.Background(), `SELECT
-		(SELECT count(*) FROM auth.events), (SELECT count(*) FROM strata.commands), (SELECT count(*) FROM auth.staged_secrets)`).
+		(SELECT count(*) FROM auth.events) + (SELECT count(*) FROM account.events),
+		(SELECT count(*) FROM strata.commands), (SELECT count(*) FROM auth.staged_secrets)`).
 		Scan(&w.events, &w.commands, &w.staged)
 	if err != nil {
 		t.Fatal(err)
@@ -366,8 +368,11 @@ func (s *secSuite) tokenInURL(t *testing.T) {
 
 // ---- authorisation ----
 
-// routeBodies are valid bodies for the routes that take one.
+// routeBodies are valid bodies for the routes that take one, so that the
+// route walks are refused for the caller, not for the body
+// (RouteBodiesAreValid checks them).
 func routeBodies() map[string]string {
+	id := commands.NewID
 	return map[string]string{
 		"POST /permissions":            `{"name":"walked:read"}`,
 		"POST /roles":                  `{"name":"Walked"}`,
@@ -379,6 +384,20 @@ func routeBodies() map[string]string {
 		"POST /auth/login":             `{"email":"walked@example.com","password":"a long enough secret"}`,
 		"POST /auth/refresh":           `{"refresh_token":"x"}`,
 		"POST /auth/logout":            `{"refresh_token":"x"}`,
+
+		"POST /accounts":                     `{"owner_user_id":"` + id() + `","asset":"EUR","name":"Walked"}`,
+		"POST /accounts/{id}/deposits":       `{"amount":"1","reference":"walked"}`,
+		"POST /accounts/{id}/withdrawals":    `{"amount":"1","reference":"walked"}`,
+		"POST /accounts/{id}/freeze":         `{"reason":"walked"}`,
+		"POST /accounts/{id}/pay-plan":       `{"pay_plan_id":"` + id() + `"}`,
+		"POST /transfers":                    `{"from_account_id":"` + id() + `","to_account_id":"` + id() + `","amount":"1"}`,
+		"POST /pay-plans":                    `{"name":"Walked","price":"1","currency":"EUR","interval":"monthly","features":["walked"]}`,
+		"POST /pay-plans/{id}/price":         `{"price":"2"}`,
+		"POST /message-templates":            `{"name":"Walked","channel":"email","subject":"Hi {{name}}","body":"Hello {{name}}"}`,
+		"PUT /message-templates/{id}":        `{"name":"Walked","subject":"Hi","body":"Hello"}`,
+		"POST /message-groups":               `{"name":"Walked","description":"walked"}`,
+		"POST /message-groups/{id}/members":  `{"user_id":"` + id() + `"}`,
+		"POST /message-groups/{id}/messages": `{"template_id":"` + id() + `","variables":{"name":"W"}}`,
 	}
 }
 
@@ -413,7 +432,9 @@ func (s *secSuite) everyRouteForbidden(t *testing.T) {
 		}
 		walked[name] = true
 	}
-	for _, must := range []string{"POST /users", "POST /users/{id}/roles", "POST /roles", "GET /users", "DELETE /permissions/{id}"} {
+	for _, must := range []string{"POST /users", "POST /users/{id}/roles", "POST /roles", "GET /users", "DELETE /permissions/{id}",
+		"POST /accounts", "GET /accounts/{id}/ledger", "POST /accounts/{id}/freeze", "POST /transfers", "GET /transfers/{id}",
+		"POST /pay-plans", "PUT /message-templates/{id}", "DELETE /message-groups/{id}/members/{user_id}", "GET /message-groups/{id}/messages"} {
 		if !walked[must] {
 			t.Errorf("the route walk missed %s (walked %d routes)", must, len(walked))
 		}
@@ -441,6 +462,37 @@ func (s *secSuite) everyRouteUnauthorized(t *testing.T) {
 	}
 	if n < 20 {
 		t.Fatalf("walked only %d non-public routes", n)
+	}
+	s.nothingWritten(t, before)
+}
+
+// routeBodiesValid sends every write route its body from routeBodies (none
+// where it has none) as the admin, who may call them all, with an
+// Idempotency-Key the gateway refuses only after it has validated the
+// body and before it records anything: 400 invalid_header proves the body
+// passed, so the route walks above were refused for their caller.
+func (s *secSuite) routeBodiesValid(t *testing.T) {
+	before := s.writes(t)
+	bodies := routeBodies()
+	n := 0
+	for _, rt := range s.routes(t) {
+		name := rt.Method + " " + rt.Path
+		if rt.Permission == gateway.PermPublic || rt.Method == http.MethodGet {
+			delete(bodies, name)
+			continue
+		}
+		n++
+		r := s.admin.do(rt.Method, concrete(rt.Path), bodies[name], "Idempotency-Key", "not a valid key", "Prefer", "wait=2")
+		if r.Status != 400 || r.str("code") != "invalid_header" {
+			t.Errorf("%s with its walk body %q: %d %s", name, bodies[name], r.Status, r.Raw)
+		}
+		delete(bodies, name)
+	}
+	for name := range bodies {
+		t.Errorf("routeBodies has %s, which the gateway does not serve", name)
+	}
+	if n < 25 {
+		t.Fatalf("sent only %d write routes", n)
 	}
 	s.nothingWritten(t, before)
 }

@@ -146,7 +146,8 @@ func (m *TransferManager) Drive(ctx context.Context, id string) error {
 		return err
 	}
 	if debit.Status == commands.StatusRejected {
-		return m.finish(ctx, id, domain.FailTransfer{Code: deref(debit.Code), Reason: deref(debit.Reason)})
+		return m.finish(ctx, id, domain.FailTransfer{Code: deref(debit.Code),
+			Reason: "the source account refused the debit (" + deref(debit.Code) + ")"})
 	}
 	credit, err := m.step(ctx, id, "credit", t.To, domain.CreditTransfer{TransferID: id, Amount: amount})
 	if err != nil {
@@ -161,11 +162,13 @@ func (m *TransferManager) Drive(ctx context.Context, id string) error {
 	if _, err := m.must(ctx, id, "reverse", t.From, domain.ReverseTransferDebit{TransferID: id}); err != nil {
 		return err
 	}
-	return m.finish(ctx, id, domain.FailTransfer{Code: deref(credit.Code), Reason: deref(credit.Reason), Compensated: true})
+	return m.finish(ctx, id, domain.FailTransfer{Code: deref(credit.Code), Compensated: true,
+		Reason: "the target account refused the credit (" + deref(credit.Code) + "); the debit was given back"})
 }
 
-// finish records the transfer's outcome; a transfer already settled (by an
-// earlier run of this step) is fine.
+// finish records the transfer's outcome. A failure's reason names the
+// refusal's code only: a step's own reason may describe the other side's
+// account ("balance 40 is less than 60"), and both sides read the transfer.
 func (m *TransferManager) finish(ctx context.Context, id string, cmd aggregates.Command) error {
 	_, err := m.must(ctx, id, domain.TransferFinishStep, id, cmd)
 	return err

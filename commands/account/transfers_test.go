@@ -24,6 +24,7 @@ import (
 	"github.com/strata-cqrs/strata/internal/testkit"
 	"github.com/strata-cqrs/strata/projections"
 	accountread "github.com/strata-cqrs/strata/projections/account"
+	"github.com/strata-cqrs/strata/schemas"
 )
 
 // teller is one test's account service: a fresh database, an in-process
@@ -409,13 +410,7 @@ func TestBankInvariantUnderCrashes(t *testing.T) {
 // back and the transfer fails, compensated. The source's hold kept it from
 // closing meanwhile.
 func TestRefusedCreditIsCompensated(t *testing.T) {
-	tl := newTeller(t)
-	tl.platform(&chaos{}, map[string]bool{"worker": true, "relay": true, "projector": true})
-	from, to := commands.NewID(), commands.NewID()
-	tl.submit(from, domain.OpenAssetAccount{OwnerUserID: operator.UserID, Asset: "EUR", Name: "from"})
-	tl.submit(to, domain.OpenAssetAccount{OwnerUserID: operator.UserID, Asset: "EUR", Name: "to"})
-	tl.submit(from, domain.Deposit{Amount: "100", Reference: "initial"})
-	tl.settled(30*time.Second, true)
+	tl, from, to := twoAccounts(t, "100")
 	transfer := commands.NewID()
 	tl.submit(transfer, domain.TransferFunds{FromAccountID: from, ToAccountID: to, Amount: "100"})
 	tl.settled(30*time.Second, false) // requested; no manager runs yet
@@ -451,6 +446,36 @@ func TestRefusedCreditIsCompensated(t *testing.T) {
 	if fmt.Sprint(kinds) != fmt.Sprint([]string{"deposit 100.00000000", "transfer_debit -100.00000000", "transfer_reversal 100.00000000"}) {
 		t.Fatalf("source ledger: %q", kinds)
 	}
+
+	// Every event of the journal, TransferDebitReversed among them (the
+	// one event cmd/strata's TestEmittedEventsMatchSchemas cannot make
+	// through HTTP), matches its schema.
+	reg, err := schemas.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err = tl.pool.Query(tl.ctx, `SELECT type, data FROM account.events ORDER BY position`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for rows.Next() {
+		var typ string
+		var data []byte
+		if err := rows.Scan(&typ, &data); err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.ValidateEvent(typ, data); err != nil {
+			t.Errorf("%s %s: %v", typ, data, err)
+		}
+		seen[typ]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if seen["account.TransferDebitReversed.v1"] != 1 || seen["account.TransferFailed.v1"] != 1 {
+		t.Fatalf("journal event types %v: want one TransferDebitReversed and one TransferFailed", seen)
+	}
 }
 
 func deref(s *string) string {
@@ -458,4 +483,69 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// TestConcurrentDriversApplyEachStepOnce drives every transfer from four
+// managers at once, as two instances do during a rebalance: each step is
+// still decided once, so each transfer moves its amount exactly once.
+func TestConcurrentDriversApplyEachStepOnce(t *testing.T) {
+	tl, from, to := twoAccounts(t, "1000")
+	var transfers []string
+	for range 40 {
+		id := commands.NewID()
+		tl.submit(id, domain.TransferFunds{FromAccountID: from, ToAccountID: to, Amount: "1"})
+		transfers = append(transfers, id)
+	}
+	tl.settled(30*time.Second, false)
+
+	managers := make([]*accountcmd.TransferManager, 4)
+	for i := range managers {
+		m, err := accountcmd.NewTransferManager(accountcmd.TransferManagerConfig{Brokers: tl.brokers, Pool: tl.pool, Registry: tl.reg, Logger: tl.log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		managers[i] = m
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(managers)*len(transfers))
+	for _, m := range managers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, id := range transfers {
+				if err := m.Drive(tl.ctx, id); err != nil {
+					errs <- fmt.Errorf("drive %s: %w", id, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got := tl.journalBalances([]string{from, to})
+	if !got[from].Balance.Equal(decimal.NewFromInt(960)) || !got[to].Balance.Equal(decimal.NewFromInt(40)) || len(got[from].Holds) != 0 {
+		t.Fatalf("after 40 transfers of 1: from %s (holds %d), to %s; want 960 and 40", got[from].Balance, len(got[from].Holds), got[to].Balance)
+	}
+	var events int
+	if err := tl.pool.QueryRow(tl.ctx, `SELECT count(*) FROM account.events WHERE aggregate_id = $1`, to).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if events != 41 { // opened + 40 credits
+		t.Fatalf("target has %d events, want 41", events)
+	}
+}
+
+// twoAccounts starts a teller without the transfer manager and opens two
+// accounts, the first holding balance.
+func twoAccounts(t *testing.T, balance string) (tl *teller, from, to string) {
+	tl = newTeller(t)
+	tl.platform(&chaos{}, map[string]bool{"worker": true, "relay": true, "projector": true})
+	from, to = commands.NewID(), commands.NewID()
+	tl.submit(from, domain.OpenAssetAccount{OwnerUserID: operator.UserID, Asset: "EUR", Name: "from"})
+	tl.submit(to, domain.OpenAssetAccount{OwnerUserID: operator.UserID, Asset: "EUR", Name: "to"})
+	tl.submit(from, domain.Deposit{Amount: balance, Reference: "initial"})
+	tl.settled(30*time.Second, true)
+	return tl, from, to
 }
