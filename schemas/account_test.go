@@ -139,6 +139,7 @@ func TestDecidedAccountEventsValidate(t *testing.T) {
 	)
 	user := aggregates.Actor{UserID: owner}
 	system := aggregates.Actor{UserID: account.SystemActor}
+	staff := aggregates.Actor{UserID: member, Grants: []string{account.GrantWriteAny}}
 	seen := map[string]bool{}
 	check := func(events []aggregates.Event, err error) []aggregates.Event {
 		t.Helper()
@@ -186,9 +187,9 @@ func TestDecidedAccountEventsValidate(t *testing.T) {
 	onA(account.DebitTransfer{TransferID: t2, Amount: "10"}, system, nil)
 	onB(account.CreditTransfer{TransferID: t2, Amount: "10"}, system)
 	onA(account.SettleTransfer{TransferID: t2}, system, nil)
-	onA(account.FreezeAccount{}, user, nil)
+	onA(account.FreezeAccount{}, staff, nil)
 	onA(account.Deposit{Amount: "5"}, user, nil)
-	onA(account.UnfreezeAccount{}, user, nil)
+	onA(account.UnfreezeAccount{}, staff, nil)
 	onA(account.ChangePayPlan{PayPlanID: plan1}, user, plan(plan1))
 	onA(account.ChangePayPlan{PayPlanID: plan2}, user, plan(plan2))
 	onB(account.Deposit{Amount: "12345678901234567890.12345678"}, user)
