@@ -174,10 +174,10 @@ func (g *group) load(ctx context.Context, tx pgx.Tx, pending []pendingCommand) (
 		}
 	}
 	b := &pgx.Batch{}
-	// Lock every command row of the batch, pending ones too, in one order:
-	// a second worker deciding the same commands (a rebalance overlap)
-	// waits here and then finds them decided.
-	b.Queue(`SELECT id::text, status <> 'pending' FROM strata.commands WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, ids)
+	// Commands decided before are skipped. A second worker deciding the
+	// same pending commands at the same time (a rebalance overlap) is
+	// caught when it records them: see write's check of decideManySQL.
+	b.Queue(`SELECT id::text, true FROM strata.commands WHERE id = ANY($1::uuid[]) AND status <> 'pending'`, ids)
 	b.Queue(`SELECT e.aggregate_id::text, e.aggregate_type, e.version, e.type, e.data, e.hash
 		FROM `+g.w.exec.journal.schema+`.events e JOIN unnest($1::uuid[], $2::bigint[]) AS t(id, v)
 		ON e.aggregate_id = t.id AND e.version > t.v ORDER BY e.aggregate_id, e.version`, aggIDs, from)
