@@ -74,7 +74,8 @@ func (g *Gateway) accountRoutes() {
 	}
 
 	g.handle(http.MethodPost, "/accounts", "accounts:write", g.submit(write{
-		Type: "account.OpenAssetAccount", Creates: true, Body: true, Read: account, Path: "/accounts", Guard: ownerIsCaller}))
+		Type: "account.OpenAssetAccount", Creates: true, Body: true, Read: account, Path: "/accounts",
+		Guard: guards(ownerIsCaller, g.knownUser("owner_user_id", "owner_not_found"))}))
 	g.handle(http.MethodGet, "/accounts", "accounts:read", g.listAccounts)
 	g.handle(http.MethodGet, "/accounts/{id}", "accounts:read",
 		get(g, typed(visibleAccount, func(a accountread.Account) int64 { return a.Version })))
@@ -107,7 +108,8 @@ func (g *Gateway) accountRoutes() {
 
 	group := collection(g, "/message-groups", "messages:read", "messages:write", "account.CreateMessageGroup", q.MessageGroup, q.MessageGroups,
 		func(m accountread.MessageGroup) string { return m.ID }, func(m accountread.MessageGroup) int64 { return m.Version })
-	g.handle(http.MethodPost, "/message-groups/{id}/members", "messages:write", g.submit(write{Type: "account.AddGroupMember", Body: true, Read: group}))
+	g.handle(http.MethodPost, "/message-groups/{id}/members", "messages:write", g.submit(write{Type: "account.AddGroupMember", Body: true, Read: group,
+		Guard: g.knownUser("user_id", "user_not_found")}))
 	g.handle(http.MethodDelete, "/message-groups/{id}/members/{user_id}", "messages:write", g.submit(write{
 		Type: "account.RemoveGroupMember", FromPath: map[string]string{"user_id": "user_id"}, Read: group}))
 	g.handle(http.MethodPost, "/message-groups/{id}/messages", "messages:write", g.submit(write{Type: "account.SendGroupMessage", Body: true, Read: group}))
@@ -175,6 +177,43 @@ func ownerIsCaller(_ context.Context, p *Principal, _ string, payload map[string
 		return "", "" // a malformed owner is the schema's to report
 	}
 	return codeForbidden, "opening an account for another user needs " + domain.GrantWriteAny
+}
+
+// knownUser refuses a user id (in the body's field) that names no
+// registered user, so an account or a membership is never given to nobody.
+// It asks the auth read model, the gateway's own query path: a user
+// registered with Prefer: wait is there.
+func (g *Gateway) knownUser(field, code string) guard {
+	return func(ctx context.Context, p *Principal, _ string, payload map[string]json.RawMessage) (string, string) {
+		var id string
+		if json.Unmarshal(payload[field], &id) != nil || !isUUID(id) || strings.EqualFold(id, p.UserID) {
+			return "", "" // the caller exists; a malformed id is the schema's to report
+		}
+		_, err := g.cfg.Auth.User(ctx, strings.ToLower(id))
+		switch {
+		case errors.Is(err, projections.ErrNotFound):
+			return code, "no user has the id " + id
+		case err != nil:
+			g.log.Error("look up a user", "err", err)
+			return codeUnavailable, "the user directory is unavailable; retry later"
+		}
+		return "", ""
+	}
+}
+
+// guard is write.Guard's type.
+type guard = func(ctx context.Context, p *Principal, aggregateID string, payload map[string]json.RawMessage) (string, string)
+
+// guards runs several guards in order; the first refusal answers.
+func guards(gs ...guard) guard {
+	return func(ctx context.Context, p *Principal, id string, payload map[string]json.RawMessage) (string, string) {
+		for _, g := range gs {
+			if code, detail := g(ctx, p, id, payload); code != "" {
+				return code, detail
+			}
+		}
+		return "", ""
+	}
 }
 
 func (g *Gateway) listAccounts(w http.ResponseWriter, r *http.Request) {

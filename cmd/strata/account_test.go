@@ -248,6 +248,7 @@ func (s *acctSuite) accounts(t *testing.T) {
 	before := s.count(t, `SELECT count(*) FROM strata.commands`)
 	expectCode(t, alice.do("POST", "/accounts", `{"owner_user_id":"`+s.bob.id+`","asset":"EUR","name":"Theirs"}`, "Prefer", "wait=5"), 403, "forbidden")
 	expectCode(t, alice.do("POST", "/accounts", `{"owner_user_id":"`+s.alice.id+`","asset":"EUR","name":"Rich","balance":"1000"}`), 400, "validation_failed")
+	expectCode(t, admin.do("POST", "/accounts", `{"owner_user_id":"`+commands.NewID()+`","asset":"EUR","name":"Nobody's"}`), 422, "owner_not_found")
 	if after := s.count(t, `SELECT count(*) FROM strata.commands`); after != before {
 		t.Fatalf("refused openings recorded %d commands", after-before)
 	}
@@ -627,6 +628,7 @@ func (s *acctSuite) messages(t *testing.T) {
 		t.Fatalf("add member %s", r.Raw)
 	}
 	expectCode(t, admin.wait("POST", "/message-groups/"+group+"/members", `{"user_id":"`+s.alice.id+`"}`, 409), 409, "already_member")
+	expectCode(t, admin.do("POST", "/message-groups/"+group+"/members", `{"user_id":"`+commands.NewID()+`"}`), 422, "user_not_found")
 
 	admin.wait("POST", "/message-groups/"+group+"/messages", `{"template_id":"`+tpl+`","variables":{"name":"Ada","unused":"x"}}`, 200)
 	msgs := listItems(t, admin.do("GET", "/message-groups/"+group+"/messages", ""))

@@ -370,8 +370,9 @@ func (s *secSuite) tokenInURL(t *testing.T) {
 
 // routeBodies are valid bodies for the routes that take one, so that the
 // route walks are refused for the caller, not for the body
-// (RouteBodiesAreValid checks them).
-func routeBodies() map[string]string {
+// (RouteBodiesAreValid checks them). Their user ids name user, an existing
+// user, so they pass the gateway's check that a user exists.
+func routeBodies(user string) map[string]string {
 	id := commands.NewID
 	return map[string]string{
 		"POST /permissions":            `{"name":"walked:read"}`,
@@ -385,7 +386,7 @@ func routeBodies() map[string]string {
 		"POST /auth/refresh":           `{"refresh_token":"x"}`,
 		"POST /auth/logout":            `{"refresh_token":"x"}`,
 
-		"POST /accounts":                     `{"owner_user_id":"` + id() + `","asset":"EUR","name":"Walked"}`,
+		"POST /accounts":                     `{"owner_user_id":"` + user + `","asset":"EUR","name":"Walked"}`,
 		"POST /accounts/{id}/deposits":       `{"amount":"1","reference":"walked"}`,
 		"POST /accounts/{id}/withdrawals":    `{"amount":"1","reference":"walked"}`,
 		"POST /accounts/{id}/freeze":         `{"reason":"walked"}`,
@@ -396,7 +397,7 @@ func routeBodies() map[string]string {
 		"POST /message-templates":            `{"name":"Walked","channel":"email","subject":"Hi {{name}}","body":"Hello {{name}}"}`,
 		"PUT /message-templates/{id}":        `{"name":"Walked","subject":"Hi","body":"Hello"}`,
 		"POST /message-groups":               `{"name":"Walked","description":"walked"}`,
-		"POST /message-groups/{id}/members":  `{"user_id":"` + id() + `"}`,
+		"POST /message-groups/{id}/members":  `{"user_id":"` + user + `"}`,
 		"POST /message-groups/{id}/messages": `{"template_id":"` + id() + `","variables":{"name":"W"}}`,
 	}
 }
@@ -419,7 +420,7 @@ func (s *secSuite) routes(t *testing.T) []gateway.Route {
 
 func (s *secSuite) everyRouteForbidden(t *testing.T) {
 	before := s.writes(t)
-	bodies := routeBodies()
+	bodies := routeBodies(s.adminID)
 	walked := map[string]bool{}
 	for _, rt := range s.routes(t) {
 		if rt.Permission == gateway.PermPublic || rt.Permission == gateway.PermAuthenticated {
@@ -447,7 +448,7 @@ func (s *secSuite) everyRouteForbidden(t *testing.T) {
 
 func (s *secSuite) everyRouteUnauthorized(t *testing.T) {
 	before := s.writes(t)
-	bodies := routeBodies()
+	bodies := routeBodies(s.adminID)
 	anon := s.as(t, "")
 	n := 0
 	for _, rt := range s.routes(t) {
@@ -473,7 +474,7 @@ func (s *secSuite) everyRouteUnauthorized(t *testing.T) {
 // passed, so the route walks above were refused for their caller.
 func (s *secSuite) routeBodiesValid(t *testing.T) {
 	before := s.writes(t)
-	bodies := routeBodies()
+	bodies := routeBodies(s.adminID)
 	n := 0
 	for _, rt := range s.routes(t) {
 		name := rt.Method + " " + rt.Path
