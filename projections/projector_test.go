@@ -280,3 +280,40 @@ func committedTotal(offsets []int64) int64 {
 	}
 	return s
 }
+
+// TestProjectorAppliesPartsOnce splits every batch into parallel
+// transactions by partition and crashes after the first batch committed:
+// every event is still applied exactly once, in order per aggregate.
+func TestProjectorAppliesPartsOnce(t *testing.T) {
+	t.Parallel()
+	const partitions, aggregates, perAggregate = 3, 30, 6
+	r := newRig(t, partitions)
+	r.batchSize, r.splitAbove = 40, 1
+	ids := make([]string, aggregates)
+	for i := range ids {
+		ids[i] = newID()
+	}
+	var msgs []kafkago.Message
+	for v := int64(1); v <= perAggregate; v++ {
+		for _, id := range ids {
+			msgs = append(msgs, record(id, v))
+		}
+	}
+	r.produce(msgs...)
+	first := r.start(func(rn *running) { rn.afterCommit = rn.cancel })
+	first.wait(t)
+	r.start()
+	want := map[string]int{}
+	for _, id := range ids {
+		want[id] = perAggregate
+	}
+	r.waitLogged(want)
+	for id, got := range r.logged() {
+		if !slices.Equal(got, versions(perAggregate)) {
+			t.Errorf("aggregate %s: applied %v, want each of 1..%d once, in order", id, got, perAggregate)
+		}
+	}
+	if errs := r.failures.all(); len(errs) > 0 {
+		t.Errorf("failures: %v", errs)
+	}
+}

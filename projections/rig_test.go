@@ -105,6 +105,9 @@ type rig struct {
 	failures *failureLog
 	// BatchSize for the projectors the rig starts (0: the default).
 	batchSize int
+	// splitAbove is the batch size from which a batch is applied in
+	// parallel parts (0: the projector's default).
+	splitAbove int
 }
 
 func newRig(t testing.TB, partitions int) *rig {
@@ -175,6 +178,7 @@ func (r *rig) start(configure ...func(*running)) *running {
 		Mark:       commands.QueueMarkProjected,
 		Logger:     slog.New(r.failures),
 		BatchSize:  r.batchSize,
+		SplitAbove: r.splitAbove,
 	})
 	if err != nil {
 		r.t.Fatal(err)
