@@ -45,16 +45,7 @@ func TestProjectorSurvivesCrashBeforeOffsetCommit(t *testing.T) {
 	const partitions, aggregates, perAggregate = 3, 20, 5
 	r := newRig(t, partitions)
 	r.batchSize = 10
-	ids := make([]string, aggregates)
-	for i := range ids {
-		ids[i] = newID()
-	}
-	var msgs []kafkago.Message
-	for v := int64(1); v <= perAggregate; v++ {
-		for _, id := range ids {
-			msgs = append(msgs, record(id, v))
-		}
-	}
+	ids, msgs := interleaved(aggregates, perAggregate)
 	r.produce(msgs...)
 
 	// The first projector "crashes" right after its first Postgres commit,
@@ -289,16 +280,7 @@ func TestProjectorAppliesPartsOnce(t *testing.T) {
 	const partitions, aggregates, perAggregate = 3, 30, 6
 	r := newRig(t, partitions)
 	r.batchSize, r.splitAbove = 40, 1
-	ids := make([]string, aggregates)
-	for i := range ids {
-		ids[i] = newID()
-	}
-	var msgs []kafkago.Message
-	for v := int64(1); v <= perAggregate; v++ {
-		for _, id := range ids {
-			msgs = append(msgs, record(id, v))
-		}
-	}
+	ids, msgs := interleaved(aggregates, perAggregate)
 	r.produce(msgs...)
 	first := r.start(func(rn *running) { rn.afterCommit = rn.cancel })
 	first.wait(t)
@@ -316,4 +298,20 @@ func TestProjectorAppliesPartsOnce(t *testing.T) {
 	if errs := r.failures.all(); len(errs) > 0 {
 		t.Errorf("failures: %v", errs)
 	}
+}
+
+// interleaved returns n new aggregates and their versions 1..per as
+// records, version by version across the aggregates.
+func interleaved(n, per int) ([]string, []kafkago.Message) {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = newID()
+	}
+	var msgs []kafkago.Message
+	for v := int64(1); v <= int64(per); v++ {
+		for _, id := range ids {
+			msgs = append(msgs, record(id, v))
+		}
+	}
+	return ids, msgs
 }
