@@ -145,7 +145,8 @@ func (x *Executor) Once(ctx context.Context, pool *pgxpool.Pool, env *Envelope) 
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			n, err := x.decideRecorded(ctx, tx, env)
 			if err == nil && n > 0 {
-				_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, JournalChannel(x.service))
+				_, err = tx.Exec(ctx, `SELECT pg_notify($1, ''), pg_notify($2, $3)`,
+					JournalChannel(x.service), AppendedChannel(x.service), env.AggregateID)
 			}
 			return err
 		})

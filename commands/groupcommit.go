@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,11 +28,26 @@ type stateKey struct{ typ, id string }
 // elsewhere (a rebalance, another worker, a rejected batch).
 type stateCache struct {
 	max int
-	m   map[stateKey]*Aggregate
+	m   map[stateKey]*cachedState // used by the worker's Run goroutine only
+
+	// What other writers appended (the transfer process manager, through
+	// Executor.Once, announces it on AppendedChannel): a cached state is
+	// trusted, i.e. used without reading the journal for newer events,
+	// only if it was cached while the worker listened, in the listener's
+	// current generation, and its aggregate was not announced since.
+	mu     sync.Mutex
+	dirty  map[string]struct{}
+	gen    uint64 // bumped whenever the listener connects or loses its connection
+	listen bool
+}
+
+type cachedState struct {
+	agg Aggregate
+	gen uint64 // the listener generation it was cached in; 0: not listening then
 }
 
 func newStateCache(max int) *stateCache {
-	return &stateCache{max: max, m: make(map[stateKey]*Aggregate)}
+	return &stateCache{max: max, m: make(map[stateKey]*cachedState), dirty: map[string]struct{}{}}
 }
 
 func (c *stateCache) put(k stateKey, a *Aggregate) {
@@ -43,8 +59,67 @@ func (c *stateCache) put(k stateKey, a *Aggregate) {
 			}
 		}
 	}
-	cp := *a
-	c.m[k] = &cp
+	c.mu.Lock()
+	gen := uint64(0)
+	if c.listen {
+		gen = c.gen
+	}
+	c.mu.Unlock()
+	c.m[k] = &cachedState{agg: *a, gen: gen}
+}
+
+// get returns a copy of a cached state and whether it can be trusted to
+// be the aggregate's latest. Taking a trusted state clears nothing; taking
+// an announced one clears the announcement, since the caller reads the
+// journal for it now.
+func (c *stateCache) get(k stateKey) (a Aggregate, trusted, ok bool) {
+	c.mu.Lock()
+	_, announced := c.dirty[k.id]
+	delete(c.dirty, k.id)
+	listen, gen := c.listen, c.gen
+	c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok {
+		return a, false, false
+	}
+	return e.agg, listen && e.gen == gen && !announced, true
+}
+
+// announced records that another writer appended to aggregate id.
+func (c *stateCache) announced(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.listen {
+		return
+	}
+	if len(c.dirty) >= maxAnnounced { // mostly other workers' aggregates: trust nothing cached so far instead
+		c.gen++
+		clear(c.dirty)
+		return
+	}
+	c.dirty[id] = struct{}{}
+}
+
+// maxAnnounced bounds the announcements a cache keeps.
+const maxAnnounced = 100_000
+
+// listening records that the listener (re)connected or lost its
+// connection: every state cached before is no longer trusted.
+func (c *stateCache) listening(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.listen, c.gen = on, c.gen+1
+	clear(c.dirty)
+}
+
+// distrust makes the states of ids be read from the journal again (after
+// a batch that found the journal ahead of them).
+func (c *stateCache) distrust(ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		c.dirty[id] = struct{}{}
+	}
 }
 
 // group is the in-memory plan of one batch.
@@ -56,6 +131,11 @@ type group struct {
 	keys     map[[2]string]keyOp   // net key changes of the batch
 	outcomes []outcome
 	rows     []JournalEvent
+	// trusted are the states taken from the cache without reading the
+	// journal; unverified are those of them a decision appended nothing
+	// to (a rejection): no insert would reveal that another writer was
+	// ahead, so write checks the journal for them.
+	trusted, unverified map[stateKey]bool
 }
 
 // keyOp is the net change of one unique key within a batch.
@@ -99,7 +179,8 @@ func (w *Worker) groupCommit(ctx context.Context, tx pgx.Tx, cmds []*Envelope) (
 		}
 		pending = append(pending, w.decode(env))
 	}
-	g := &group{w: w, states: map[stateKey]*Aggregate{}, byID: map[string][]stateKey{}, wrong: map[stateKey]bool{}, keys: map[[2]string]keyOp{}}
+	g := &group{w: w, states: map[stateKey]*Aggregate{}, byID: map[string][]stateKey{}, wrong: map[stateKey]bool{},
+		keys: map[[2]string]keyOp{}, trusted: map[stateKey]bool{}, unverified: map[stateKey]bool{}}
 	decided, err := g.load(ctx, tx, pending)
 	if err != nil {
 		return nil, err
@@ -147,18 +228,32 @@ func (g *group) load(ctx context.Context, tx pgx.Tx, pending []pendingCommand) (
 	ids := make([]string, 0, len(pending))
 	var aggIDs []string
 	var from []int64
-	want := func(def *aggregates.Definition, id string) {
+	// A command's own aggregate in a trusted cached state is not read: the
+	// worker owns its partition, and if another writer appended after all,
+	// this batch's insert of the same version fails and the batch goes the
+	// per-command way. Related aggregates, which the batch only reads, are
+	// always brought up to date.
+	read := map[stateKey]bool{}
+	want := func(def *aggregates.Definition, id string, related bool) {
 		k := stateKey{def.Type, id}
-		if _, ok := g.states[k]; ok {
+		a, seen := g.states[k]
+		if !seen {
+			a = &Aggregate{Def: def, ID: id, State: def.New(), LastHash: GenesisHash}
+			c, trusted, cached := g.w.cache.get(k)
+			if cached {
+				a = &c
+			}
+			g.states[k] = a
+			g.byID[id] = append(g.byID[id], k)
+			if trusted && !related {
+				g.trusted[k] = true
+				return
+			}
+		} else if read[k] || !related {
 			return
 		}
-		a := &Aggregate{Def: def, ID: id, State: def.New(), LastHash: GenesisHash}
-		if c, ok := g.w.cache.m[k]; ok {
-			cp := *c
-			a = &cp
-		}
-		g.states[k] = a
-		g.byID[id] = append(g.byID[id], k)
+		read[k] = true
+		delete(g.trusted, k) // read after all, as a related aggregate
 		aggIDs, from = append(aggIDs, id), append(from, a.Version)
 	}
 	for _, p := range pending {
@@ -166,10 +261,10 @@ func (g *group) load(ctx context.Context, tx pgx.Tx, pending []pendingCommand) (
 		if p.rej != nil {
 			continue
 		}
-		want(p.def, p.env.AggregateID)
+		want(p.def, p.env.AggregateID, false)
 		for _, ref := range p.def.Needs(p.cmd) {
 			if rd, ok := g.w.cfg.Registry.Aggregate(p.def.Service, ref.Type); ok && isUUID(ref.ID) {
-				want(rd, ref.ID)
+				want(rd, ref.ID, true)
 			}
 		}
 	}
@@ -252,6 +347,9 @@ func (g *group) decide(p pendingCommand) error {
 			Reason: fmt.Sprintf("%s %s does not exist", p.def.Type, p.env.AggregateID)})
 		return nil
 	}
+	if g.trusted[k] {
+		g.unverified[k] = true // until it appends
+	}
 	if err := checkVersion(p.def, p.cmd, agg, p.env); err != nil {
 		return g.rejectErr(p.env, err)
 	}
@@ -259,6 +357,9 @@ func (g *group) decide(p pendingCommand) error {
 	events, err := p.def.Decide(agg.State, p.cmd, aggregates.Context{Now: now, AggregateID: agg.ID, Related: g.related(p), Actor: p.env.Actor.Domain()})
 	if err != nil {
 		return g.rejectErr(p.env, err)
+	}
+	if len(events) > 0 {
+		delete(g.unverified, k) // its insert of the next version fails if the journal is ahead
 	}
 	meta := Metadata{CommandID: p.env.ID, CorrelationID: p.env.CorrelationID, CausationID: p.env.ID, Actor: p.env.Actor.UserID}
 	pl, err := plan(agg, events, meta, now)
@@ -384,6 +485,19 @@ func (g *group) write(ctx context.Context, tx pgx.Tx) error {
 		b.Queue(`INSERT INTO `+schema+insertEventsSQL, eventColumns(g.rows)...)
 		b.Queue(`SELECT pg_notify($1, '')`, JournalChannel(g.w.cfg.Service))
 	}
+	// A state trusted from the cache that only saw rejections: if the
+	// journal holds a version past it, another writer was ahead and the
+	// rejections may be wrong; the batch goes the per-command way.
+	verifyAt := -1
+	if len(g.unverified) > 0 {
+		ids, versions := make([]string, 0, len(g.unverified)), make([]int64, 0, len(g.unverified))
+		for k := range g.unverified {
+			ids, versions = append(ids, k.id), append(versions, g.states[k].Version)
+		}
+		verifyAt = b.Len()
+		b.Queue(`SELECT count(*) FROM `+schema+`.events e JOIN unnest($1::uuid[], $2::bigint[]) AS t(id, v)
+			ON e.aggregate_id = t.id AND e.version > t.v`, ids, versions)
+	}
 	decideAt := -1
 	if len(g.outcomes) > 0 {
 		decideAt = b.Len()
@@ -407,6 +521,16 @@ func (g *group) write(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	for i := min(len(releases), 1) + min(len(claims), 1); i < b.Len(); i++ {
+		if i == verifyAt {
+			var ahead int64
+			if err := res.QueryRow().Scan(&ahead); err != nil {
+				return err
+			}
+			if ahead > 0 {
+				return errSlowPath // another writer was ahead of a cached state that only saw rejections
+			}
+			continue
+		}
 		tag, err := res.Exec()
 		if err != nil {
 			if IsUniqueViolation(err) {

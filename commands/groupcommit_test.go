@@ -57,6 +57,26 @@ func TestWorkerGroupCommits(t *testing.T) {
 			t.Fatalf("role has %d events, want 5", len(got))
 		}
 	})
+	t.Run("StaleCachedStateIsCaughtByItsInsert", func(t *testing.T) {
+		// A group-committed rename leaves the worker trusting its cached
+		// version 6. Then, unannounced again, another writer appends
+		// version 7: the worker's next batch appends version 7 too, fails,
+		// and is decided again on the journal's state.
+		wantOutcome(t, h.do(h.command(role, auth.RenameRole{Name: "Between"})), StatusAccepted, "")
+		h.appendEvents(h.def("role"), role, auth.RoleRenamed{Name: "Elsewhere", PreviousName: "Between"})
+		slow := w.oneByOne.Load()
+		wantOutcome(t, h.do(h.command(role, auth.RenameRole{Name: "Last"})), StatusAccepted, "")
+		got := h.events(role)
+		if len(got) != 8 || got[7].Version != 8 {
+			t.Fatalf("role has %d events, want 8", len(got))
+		}
+		if ch, err := VerifyChain(got); ch != 0 || err != nil {
+			t.Fatalf("hash chain broken at %d: %v", ch, err)
+		}
+		if w.oneByOne.Load() == slow {
+			t.Fatalf("the stale batch was not decided again one by one")
+		}
+	})
 }
 
 // TestWorkerContestedKeyFallsBackToOneByOne: two creations of one name in

@@ -126,6 +126,9 @@ func (w *Worker) Ready() bool { return w.running.Load() }
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.dlq.Close()
 	defer w.running.Store(false)
+	listenCtx, stopListening := context.WithCancel(ctx)
+	defer stopListening()
+	go w.listenAppends(listenCtx)
 	c := &kafka.Consumer{
 		Reader: kafka.ReaderOptions{
 			Brokers: w.cfg.Brokers,
@@ -229,6 +232,13 @@ func (w *Worker) commit(ctx context.Context, cmds []incoming) error {
 	if !errors.Is(err, errSlowPath) {
 		w.log.Warn("group commit failed; deciding the batch command by command", "err", err)
 	}
+	// The journal may be ahead of the cached states (another writer
+	// appended): read the batch's aggregates from it next time.
+	ids := make([]string, len(cmds))
+	for i, c := range cmds {
+		ids[i] = c.env.AggregateID
+	}
+	w.cache.distrust(ids)
 	err = pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error { return w.decideAll(ctx, tx, cmds) })
 	if err == nil {
 		w.oneByOne.Add(1)
@@ -280,6 +290,48 @@ func recordForged(ctx context.Context, tx pgx.Tx, env *Envelope) error {
 func (w *Worker) decideOne(ctx context.Context, tx pgx.Tx, env *Envelope) (int, error) {
 	return w.exec.decideRecorded(ctx, tx, env)
 }
+
+// listenAppends feeds the state cache the aggregates other writers append
+// to, announced on AppendedChannel, until ctx is done. While it is not
+// listening the worker trusts no cached state and reads each batch's
+// aggregates from the journal.
+func (w *Worker) listenAppends(ctx context.Context) {
+	channel := pgx.Identifier{AppendedChannel(w.cfg.Service)}.Sanitize()
+	for ctx.Err() == nil {
+		err := func() error {
+			conn, err := w.cfg.Pool.Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Release()
+			if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
+				return err
+			}
+			w.cache.listening(true)
+			defer w.cache.listening(false)
+			defer func() {
+				// The connection goes back to the pool: stop listening on it.
+				_, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN "+channel)
+			}()
+			for {
+				n, err := conn.Conn().WaitForNotification(ctx)
+				if err != nil {
+					return err
+				}
+				w.cache.announced(n.Payload)
+			}
+		}()
+		if ctx.Err() == nil {
+			w.log.Warn("listening for appends failed; reading every aggregate from the journal until it is back", "err", err)
+			kafka.Sleep(ctx, time.Second)
+		}
+	}
+}
+
+// AppendedChannel is the Postgres channel on which writers other than the
+// worker (the process managers' Executor.Once) announce the aggregate ids
+// they appended to, so the worker does not trust its cached states of them.
+func AppendedChannel(service string) string { return "strata_appended_" + service }
 
 // JournalChannel is the Postgres channel notified when a service's journal
 // gains events.

@@ -47,9 +47,12 @@ var operator = commands.Actor{UserID: "0192f4a0-1e2d-7c3b-a4f5-6e7d8c9b0a1f", Gr
 
 func newTeller(t *testing.T) *teller {
 	t.Helper()
+	pool := testkit.PostgresPool(t)
+	// Cancelled before the pool closes (cleanups run last first): the
+	// components hold connections until they stop.
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	tl := &teller{t: t, ctx: ctx, pool: testkit.PostgresPool(t), brokers: testkit.Kafka(t),
+	tl := &teller{t: t, ctx: ctx, pool: pool, brokers: testkit.Kafka(t),
 		key: commands.Key(bytes.Repeat([]byte("k"), commands.MinKeyBytes)), log: slog.New(slog.DiscardHandler)}
 	var err error
 	if tl.reg, err = commands.NewRegistry(domain.Definitions()...); err != nil {
@@ -288,7 +291,12 @@ func TestBankInvariantUnderCrashes(t *testing.T) {
 	}
 	tl.settled(60*time.Second, true)
 
+	type move struct {
+		command string
+		amount  decimal.Decimal // negative for a withdrawal
+	}
 	var transfers []string
+	var moves []move
 	for range 200 {
 		from, to := rand.IntN(accounts), rand.IntN(accounts-1)
 		if to >= from {
@@ -297,7 +305,14 @@ func TestBankInvariantUnderCrashes(t *testing.T) {
 		amount := decimal.New(int64(1+rand.IntN(30_000)), -2) // 0.01-300.00
 		id := commands.NewID()
 		transfers = append(transfers, tl.submit(id, domain.TransferFunds{FromAccountID: ids[from], ToAccountID: ids[to], Amount: amount.String()}))
-		if rand.IntN(4) == 0 {
+		// Deposits and withdrawals race the transfer steps on the same
+		// accounts: the worker's cached states and the manager's appends.
+		switch rand.IntN(4) {
+		case 0:
+			moves = append(moves, move{tl.submit(ids[rand.IntN(accounts)], domain.Deposit{Amount: amount.String()}), amount})
+		case 1:
+			moves = append(moves, move{tl.submit(ids[rand.IntN(accounts)], domain.Withdraw{Amount: amount.String()}), amount.Neg()})
+		case 2:
 			time.Sleep(time.Duration(rand.IntN(5)) * time.Millisecond)
 		}
 	}
@@ -352,6 +367,18 @@ func TestBankInvariantUnderCrashes(t *testing.T) {
 		}
 	}
 	t.Logf("transfers: %d completed, %d failed at the debit, %d refused at the request", completed, failed, refused)
+	accepted := 0
+	for _, m := range moves {
+		switch st := tl.status(m.command); {
+		case st.Status == commands.StatusProjected:
+			total = total.Add(m.amount)
+			accepted++
+		case st.Status == commands.StatusRejected && deref(st.Code) == domain.CodeInsufficientFunds && m.amount.IsNegative():
+		default:
+			t.Fatalf("move %s of %s: %s %s %s", m.command, m.amount, st.Status, deref(st.Code), deref(st.Reason))
+		}
+	}
+	t.Logf("deposits and withdrawals: %d of %d accepted", accepted, len(moves))
 	if completed < 50 {
 		t.Errorf("only %d transfers completed: the test moved too little money to prove anything", completed)
 	}
