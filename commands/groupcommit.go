@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,10 +23,14 @@ var errSlowPath = errors.New("worker: batch needs the per-command path")
 // stateKey names an aggregate as a definition sees it.
 type stateKey struct{ typ, id string }
 
-// stateCache keeps the last state of aggregates this worker decided. An
-// entry is only a starting point: every batch reads the events committed
-// after the cached version, so the state is current whatever happened
-// elsewhere (a rebalance, another worker, a rejected batch).
+// stateCache keeps the last state of aggregates this worker decided. A
+// batch uses a trusted entry as it is and reads the journal for newer
+// events of any other (announced by another writer, cached while the
+// worker was not listening, related to a command rather than its target).
+// Trust is only an optimisation: a batch that decided on a stale entry is
+// caught by its insert of an existing version or by its verify query, and
+// decided again command by command. The map is used by Run's goroutine;
+// the announcements also by the listener's.
 type stateCache struct {
 	max int
 	m   map[stateKey]*cachedState // used by the worker's Run goroutine only
@@ -50,7 +55,20 @@ func newStateCache(max int) *stateCache {
 	return &stateCache{max: max, m: make(map[stateKey]*cachedState), dirty: map[string]struct{}{}}
 }
 
-func (c *stateCache) put(k stateKey, a *Aggregate) {
+// generation returns the listener generation to stamp the states a batch
+// is about to load with: 0 (never trusted) when not listening. Taken before
+// the batch reads anything, so a reconnect during the batch, which may have
+// missed an announcement, leaves its states untrusted.
+func (c *stateCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.listen {
+		return 0
+	}
+	return c.gen
+}
+
+func (c *stateCache) put(k stateKey, a *Aggregate, gen uint64) {
 	if len(c.m) >= c.max {
 		for old := range c.m { // evict an arbitrary tenth
 			delete(c.m, old)
@@ -59,12 +77,6 @@ func (c *stateCache) put(k stateKey, a *Aggregate) {
 			}
 		}
 	}
-	c.mu.Lock()
-	gen := uint64(0)
-	if c.listen {
-		gen = c.gen
-	}
-	c.mu.Unlock()
 	c.m[k] = &cachedState{agg: *a, gen: gen}
 }
 
@@ -112,13 +124,14 @@ func (c *stateCache) listening(on bool) {
 	clear(c.dirty)
 }
 
-// distrust makes the states of ids be read from the journal again (after
-// a batch that found the journal ahead of them).
-func (c *stateCache) distrust(ids []string) {
+// distrust makes the states of a failed batch be read from the journal
+// again: the journal may be ahead of them, and the batch consumed their
+// announcements.
+func (c *stateCache) distrust(keys map[stateKey]*Aggregate) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, id := range ids {
-		c.dirty[id] = struct{}{}
+	for k := range keys {
+		c.dirty[k.id] = struct{}{}
 	}
 }
 
@@ -136,6 +149,7 @@ type group struct {
 	// to (a rejection): no insert would reveal that another writer was
 	// ahead, so write checks the journal for them.
 	trusted, unverified map[stateKey]bool
+	gen                 uint64 // the cache generation its states were loaded in
 }
 
 // keyOp is the net change of one unique key within a batch.
@@ -171,19 +185,20 @@ type pendingCommand struct {
 // every aggregate involved (only those newer than the cached state), and
 // one pipeline of set-based writes. It returns the aggregates it changed,
 // for the cache once the transaction commits, or errSlowPath.
-func (w *Worker) groupCommit(ctx context.Context, tx pgx.Tx, cmds []*Envelope) (map[stateKey]*Aggregate, error) {
+// groupCommit decides a batch with a fixed number of round trips, in g:
+// g.states holds the states the batch involved, also on failure, so the
+// caller can cache or distrust them.
+func (w *Worker) groupCommit(ctx context.Context, tx pgx.Tx, cmds []*Envelope, g *group) error {
 	pending := make([]pendingCommand, 0, len(cmds))
 	for _, env := range cmds {
 		if w.exec.carriesSecret(env.Type) {
-			return nil, errSlowPath
+			return errSlowPath
 		}
 		pending = append(pending, w.decode(env))
 	}
-	g := &group{w: w, states: map[stateKey]*Aggregate{}, byID: map[string][]stateKey{}, wrong: map[stateKey]bool{},
-		keys: map[[2]string]keyOp{}, trusted: map[stateKey]bool{}, unverified: map[stateKey]bool{}}
 	decided, err := g.load(ctx, tx, pending)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	seen := make(map[string]bool, len(pending))
 	for _, p := range pending {
@@ -192,16 +207,24 @@ func (w *Worker) groupCommit(ctx context.Context, tx pgx.Tx, cmds []*Envelope) (
 		}
 		seen[p.env.ID] = true
 		if err := g.decide(p); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := g.write(ctx, tx); err != nil {
-		return nil, err
+		return err
 	}
 	for k := range g.wrong {
 		delete(g.states, k)
 	}
-	return g.states, nil
+	return nil
+}
+
+// newGroup returns an empty batch plan, its states stamped with the
+// cache's current generation.
+func (w *Worker) newGroup() *group {
+	return &group{w: w, states: map[stateKey]*Aggregate{}, byID: map[string][]stateKey{}, wrong: map[stateKey]bool{},
+		keys: map[[2]string]keyOp{}, trusted: map[stateKey]bool{}, unverified: map[stateKey]bool{},
+		gen: w.cache.generation()}
 }
 
 // decode resolves a command's definition and payload; failures become
@@ -264,7 +287,7 @@ func (g *group) load(ctx context.Context, tx pgx.Tx, pending []pendingCommand) (
 		want(p.def, p.env.AggregateID, false)
 		for _, ref := range p.def.Needs(p.cmd) {
 			if rd, ok := g.w.cfg.Registry.Aggregate(p.def.Service, ref.Type); ok && isUUID(ref.ID) {
-				want(rd, ref.ID, true)
+				want(rd, canonicalID(ref.ID), true)
 			}
 		}
 	}
@@ -392,7 +415,7 @@ func (g *group) related(p pendingCommand) map[aggregates.Ref]aggregates.Snapshot
 		if !ok {
 			continue
 		}
-		k := stateKey{rd.Type, ref.ID}
+		k := stateKey{rd.Type, canonicalID(ref.ID)}
 		a, loaded := g.states[k]
 		if !loaded || g.wrong[k] {
 			out[ref] = aggregates.Snapshot{State: rd.New()}
@@ -587,3 +610,7 @@ func isUUID(s string) bool {
 	_, err := uuid.Parse(s)
 	return err == nil
 }
+
+// canonicalID spells a UUID as the journal returns it (lower case), so a
+// state is found whatever spelling a command used.
+func canonicalID(id string) string { return strings.ToLower(id) }

@@ -89,7 +89,7 @@ func (c *WorkerConfig) Validate() error {
 type Worker struct {
 	cfg   WorkerConfig
 	exec  *Executor
-	cache *stateCache // used by one goroutine: Run's
+	cache *stateCache // its map used by Run's goroutine only
 
 	// Batches decided by group commit and command by command.
 	grouped, oneByOne atomic.Int64
@@ -127,8 +127,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.dlq.Close()
 	defer w.running.Store(false)
 	listenCtx, stopListening := context.WithCancel(ctx)
-	defer stopListening()
-	go w.listenAppends(listenCtx)
+	listened := make(chan struct{})
+	go func() {
+		defer close(listened)
+		w.listenAppends(listenCtx)
+	}()
+	defer func() { stopListening(); <-listened }()
 	c := &kafka.Consumer{
 		Reader: kafka.ReaderOptions{
 			Brokers: w.cfg.Brokers,
@@ -200,7 +204,7 @@ func (w *Worker) dead(ctx context.Context, msgs []kafkago.Message) error {
 // commit decides a batch in one transaction: group-committed when it can
 // be, otherwise command by command in savepoints.
 func (w *Worker) commit(ctx context.Context, cmds []incoming) error {
-	var states map[stateKey]*Aggregate
+	g := w.newGroup()
 	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 		var genuine []*Envelope
 		for _, c := range cmds {
@@ -210,17 +214,19 @@ func (w *Worker) commit(ctx context.Context, cmds []incoming) error {
 				return err
 			}
 		}
-		var err error
-		states, err = w.groupCommit(ctx, tx, genuine)
-		return err
+		return w.groupCommit(ctx, tx, genuine, g)
 	})
 	if err == nil {
-		for k, a := range states {
-			w.cache.put(k, a)
+		for k, a := range g.states {
+			w.cache.put(k, a, g.gen)
 		}
 		w.grouped.Add(1)
 		return nil
 	}
+	// The journal may be ahead of the batch's states (another writer
+	// appended), and the batch consumed their announcements: read them
+	// from the journal next time.
+	w.cache.distrust(g.states)
 	if ctx.Err() != nil {
 		return err
 	}
@@ -232,13 +238,6 @@ func (w *Worker) commit(ctx context.Context, cmds []incoming) error {
 	if !errors.Is(err, errSlowPath) {
 		w.log.Warn("group commit failed; deciding the batch command by command", "err", err)
 	}
-	// The journal may be ahead of the cached states (another writer
-	// appended): read the batch's aggregates from it next time.
-	ids := make([]string, len(cmds))
-	for i, c := range cmds {
-		ids[i] = c.env.AggregateID
-	}
-	w.cache.distrust(ids)
 	err = pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error { return w.decideAll(ctx, tx, cmds) })
 	if err == nil {
 		w.oneByOne.Add(1)
@@ -299,22 +298,25 @@ func (w *Worker) listenAppends(ctx context.Context) {
 	channel := pgx.Identifier{AppendedChannel(w.cfg.Service)}.Sanitize()
 	for ctx.Err() == nil {
 		err := func() error {
-			conn, err := w.cfg.Pool.Acquire(ctx)
+			pc, err := w.cfg.Pool.Acquire(ctx)
 			if err != nil {
 				return err
 			}
-			defer conn.Release()
+			// The connection is the listener's own: it never goes back to
+			// the pool still subscribed, and closing it is the UNLISTEN.
+			conn := pc.Hijack()
+			defer func() {
+				closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+				defer cancel()
+				_ = conn.Close(closeCtx)
+			}()
 			if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 				return err
 			}
 			w.cache.listening(true)
 			defer w.cache.listening(false)
-			defer func() {
-				// The connection goes back to the pool: stop listening on it.
-				_, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN "+channel)
-			}()
 			for {
-				n, err := conn.Conn().WaitForNotification(ctx)
+				n, err := conn.WaitForNotification(ctx)
 				if err != nil {
 					return err
 				}

@@ -62,6 +62,13 @@ type Projection struct {
 	// own service's projection, whose read model the command's writer waits for.
 	MarksCommands bool
 	Service       string
+	// Partitioned says that Apply writes only rows that belong to the
+	// event's own aggregate (no statement touches rows another aggregate's
+	// events write), so a batch may be applied in parallel transactions,
+	// one per group of partitions. A projection that denormalises across
+	// aggregates (a role's new name into its users' rows) must leave it
+	// false: parallel parts could deadlock or lose an update there.
+	Partitioned bool
 }
 
 // marks reports whether the projection settles the command behind e.
@@ -243,11 +250,13 @@ func (p *Projector) Run(ctx context.Context) error {
 // lives in one partition); if any part fails the whole batch is applied
 // again, and the parts that had committed skip what they applied.
 func (p *Projector) applyWithRetry(ctx context.Context, msgs []kafkago.Message) error {
+	failed := false
 	for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		events, err := p.parseAll(msgs)
 		if err == nil {
-			err = p.applyParts(ctx, events)
+			err = p.applyParts(ctx, events, failed)
 		}
+		failed = err != nil
 		if err == nil {
 			p.healthy.Store(true)
 			return nil
@@ -262,10 +271,12 @@ func (p *Projector) applyWithRetry(ctx context.Context, msgs []kafkago.Message) 
 }
 
 // applyParts applies the events of each group of partitions in its own
-// transaction, concurrently.
-func (p *Projector) applyParts(ctx context.Context, events []*Event) error {
+// transaction, concurrently; in one transaction when the projection is not
+// Partitioned, the batch is small, or it is a retry (whatever failed is
+// then not failed again by a parallel part).
+func (p *Projector) applyParts(ctx context.Context, events []*Event, retry bool) error {
 	n := p.cfg.Parallel
-	if len(events) < p.cfg.SplitAbove {
+	if !p.cfg.Projection.Partitioned || len(events) < p.cfg.SplitAbove || retry {
 		n = 1
 	}
 	parts := make([][]*Event, n)
@@ -273,15 +284,15 @@ func (p *Projector) applyParts(ctx context.Context, events []*Event) error {
 		i := e.partition % len(parts)
 		parts[i] = append(parts[i], e)
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	var g errgroup.Group // a part that fails does not stop the others: what they commit stands
 	for _, part := range parts {
 		if len(part) == 0 {
 			continue
 		}
 		g.Go(func() error {
 			applied := 0
-			err := pgx.BeginFunc(gctx, p.cfg.Pool, func(tx pgx.Tx) (err error) {
-				applied, err = p.applyBatch(gctx, tx, part)
+			err := pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) (err error) {
+				applied, err = p.applyBatch(ctx, tx, part)
 				return err
 			})
 			if err == nil {

@@ -280,6 +280,7 @@ func TestProjectorAppliesPartsOnce(t *testing.T) {
 	const partitions, aggregates, perAggregate = 3, 30, 6
 	r := newRig(t, partitions)
 	r.batchSize, r.splitAbove = 40, 1
+	r.proj.Partitioned = true
 	ids, msgs := interleaved(aggregates, perAggregate)
 	r.produce(msgs...)
 	first := r.start(func(rn *running) { rn.afterCommit = rn.cancel })

@@ -34,6 +34,9 @@ func Projection() *projections.Projection {
 		Apply:         Apply,
 		MarksCommands: true,
 		Service:       domain.Service,
+		// Every statement writes rows of the event's own aggregate (names
+		// are joined when read, never copied across aggregates).
+		Partitioned: true,
 	}
 }
 
