@@ -122,8 +122,9 @@ func DecideTransfer(t Transfer, c aggregates.Command, ctx aggregates.Context) ([
 		}
 		switch {
 		case from.Asset != to.Asset:
-			return nil, aggregates.Reject(CodeAssetMismatch, "account %s holds %s, account %s holds %s",
-				c.FromAccountID, from.Asset, c.ToAccountID, to.Asset)
+			// The target may be someone else's: its asset is not told.
+			return nil, aggregates.Reject(CodeAssetMismatch, "account %s holds %s; the target account holds another asset",
+				c.FromAccountID, from.Asset)
 		case from.Status == StatusClosed:
 			return nil, aggregates.Reject(CodeAccountClosed, "account %s is closed", c.FromAccountID)
 		case to.Status == StatusClosed:
