@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -105,41 +106,99 @@ func (m *TransferManager) Run(ctx context.Context) error {
 
 var requested = domain.Service + "." + domain.TransferRequested{}.EventType() + ".v1"
 
-// handle drives the transfers a batch requests, in order, retrying each
-// until it is settled or ctx is done.
+// maxDrivers bounds the transfers one manager drives at once.
+const maxDrivers = 16
+
+// handle drives the transfers a batch requests until each is settled or
+// ctx is done. Transfers that share no account run at once (up to
+// maxDrivers); one that shares an account with a running one waits for
+// it, so the transfers of one account are driven in request order and
+// never contend for its aggregate.
 func (m *TransferManager) handle(ctx context.Context, msgs []kafkago.Message) error {
+	var (
+		mu   sync.Mutex
+		free = sync.NewCond(&mu)
+		busy = map[string]bool{}
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, maxDrivers)
+	)
+	defer wg.Wait()
 	for _, msg := range msgs {
 		if kafka.Header(msg, "ce_type") != requested {
 			continue
 		}
 		id := kafka.Header(msg, "ce_subject")
-		for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
-			err := m.Drive(ctx, id)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			m.log.Error("transfer step failed, retrying", "transfer_id", id, "err", err, "backoff", backoff)
-			kafka.Sleep(ctx, backoff)
+		var t domain.Transfer
+		var live bool
+		if !m.retry(ctx, id, func() (err error) { t, live, err = m.load(ctx, id); return err }) {
+			return ctx.Err()
 		}
-		m.driven.Add(1)
+		if !live {
+			m.driven.Add(1)
+			continue
+		}
+		mu.Lock()
+		for busy[t.From] || busy[t.To] {
+			free.Wait()
+		}
+		busy[t.From], busy[t.To] = true, true
+		mu.Unlock()
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if m.retry(ctx, id, func() error { return m.drive(ctx, id, t) }) {
+				m.driven.Add(1)
+			}
+			mu.Lock()
+			delete(busy, t.From)
+			delete(busy, t.To)
+			free.Broadcast()
+			mu.Unlock()
+			<-sem
+		}()
 	}
-	return nil
+	wg.Wait()
+	return ctx.Err()
+}
+
+// retry runs f until it succeeds (true) or ctx is done (false), backing off.
+func (m *TransferManager) retry(ctx context.Context, id string, f func() error) bool {
+	for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		err := f()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		m.log.Error("transfer step failed, retrying", "transfer_id", id, "err", err, "backoff", backoff)
+		kafka.Sleep(ctx, backoff)
+	}
+}
+
+// load returns a transfer's state and whether it still has steps to run.
+func (m *TransferManager) load(ctx context.Context, id string) (domain.Transfer, bool, error) {
+	agg, err := m.exec.Journal().Load(ctx, m.cfg.Pool, m.transfer, id)
+	if err != nil {
+		return domain.Transfer{}, false, fmt.Errorf("load transfer %s: %w", id, err)
+	}
+	t, _ := agg.State.(domain.Transfer)
+	return t, agg.Version > 0 && !t.Terminal(), nil
 }
 
 // Drive runs the steps of one transfer that are not decided yet. It is
 // idempotent: driving a settled transfer changes nothing.
 func (m *TransferManager) Drive(ctx context.Context, id string) error {
-	agg, err := m.exec.Journal().Load(ctx, m.cfg.Pool, m.transfer, id)
-	if err != nil {
-		return fmt.Errorf("load transfer %s: %w", id, err)
+	t, live, err := m.load(ctx, id)
+	if err != nil || !live {
+		return err
 	}
-	t, _ := agg.State.(domain.Transfer)
-	if agg.Version == 0 || t.Terminal() {
-		return nil
-	}
+	return m.drive(ctx, id, t)
+}
+
+// drive runs the undecided steps of a transfer in state t.
+func (m *TransferManager) drive(ctx context.Context, id string, t domain.Transfer) error {
 	amount := domain.Format(t.Amount)
 	debit, err := m.step(ctx, id, "debit", t.From, domain.DebitTransfer{TransferID: id, Amount: amount})
 	if err != nil {

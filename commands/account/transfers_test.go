@@ -31,7 +31,7 @@ import (
 // broker with the account topics, and the means to submit commands the
 // way the gateway does (pending row, signed envelope on the bus).
 type teller struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	pool     *pgxpool.Pool
 	brokers  []string
@@ -45,7 +45,7 @@ type teller struct {
 // operator issues the test's commands; it reaches every account.
 var operator = commands.Actor{UserID: "0192f4a0-1e2d-7c3b-a4f5-6e7d8c9b0a1f", Grants: []string{domain.GrantWriteAny}}
 
-func newTeller(t *testing.T) *teller {
+func newTeller(t testing.TB) *teller {
 	t.Helper()
 	pool := testkit.PostgresPool(t)
 	// Cancelled before the pool closes (cleanups run last first): the
@@ -575,4 +575,37 @@ func twoAccounts(t *testing.T, balance string) (tl *teller, from, to string) {
 	tl.submit(from, domain.Deposit{Amount: balance, Reference: "initial"})
 	tl.settled(30*time.Second, true)
 	return tl, from, to
+}
+
+// BenchmarkTransfers measures transfers driven to completion per second:
+// b.N transfers of 1 among 20 accounts, requested at once, from the first
+// request until the last is completed in the read model.
+func BenchmarkTransfers(b *testing.B) {
+	tl := newTeller(b)
+	tl.platform(&chaos{}, nil)
+	const accounts = 20
+	ids := make([]string, accounts)
+	for i := range ids {
+		ids[i] = commands.NewID()
+		tl.submit(ids[i], domain.OpenAssetAccount{OwnerUserID: operator.UserID, Asset: "EUR", Name: "bench"})
+		tl.submit(ids[i], domain.Deposit{Amount: "1000000"})
+	}
+	tl.settled(60*time.Second, true)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32) // requests in flight, as from many clients
+	for i := range b.N {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			tl.submit(commands.NewID(), domain.TransferFunds{FromAccountID: ids[i%accounts], ToAccountID: ids[(i*7+1)%accounts], Amount: "1"})
+		}()
+	}
+	wg.Wait()
+	requested := b.Elapsed()
+	tl.settled(10*time.Minute, true)
+	b.ReportMetric(requested.Seconds()*1000/float64(b.N), "request-ms/op")
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
 }
