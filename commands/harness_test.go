@@ -324,7 +324,7 @@ func wantOutcome(t testing.TB, st *Status, status, code string) {
 }
 
 // workerGroup is the consumer group of the auth worker.
-const workerGroup = "strata.worker." + auth.Service
+var workerGroup = WorkerGroup(auth.Service)
 
 // committed returns the worker group's committed offset of every command
 // partition (-1 where none) and the partitions' end offsets.

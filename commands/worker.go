@@ -136,7 +136,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	c := &kafka.Consumer{
 		Reader: kafka.ReaderOptions{
 			Brokers: w.cfg.Brokers,
-			GroupID: "strata.worker." + w.cfg.Service,
+			GroupID: WorkerGroup(w.cfg.Service),
 			Topics:  []string{CommandTopic(w.cfg.Service)},
 			Logger:  w.cfg.Logger,
 		},

@@ -200,6 +200,11 @@ func (n *node) addService(s service) error {
 		return err
 	}
 	n.add(s.Name+".relay", r)
+	j, err := commands.NewJanitor(commands.JanitorConfig{Service: s.Name, Brokers: n.brokers, Pool: n.pool, Logger: n.log})
+	if err != nil {
+		return err
+	}
+	n.add(s.Name+".janitor", j)
 	n.checks = append(n.checks, lagCheck(s.Name+".relay.lag", func(ctx context.Context) (time.Duration, error) {
 		return commands.RelayLag(ctx, n.pool, s.Name)
 	}))

@@ -231,3 +231,56 @@ func logFunc(l *slog.Logger, level slog.Level) kafkago.LoggerFunc {
 		}
 	}
 }
+
+// GroupLag returns how many records of topic the consumer group has not
+// committed yet, summed over the topic's partitions (a partition the group
+// never committed counts from its first offset).
+func GroupLag(ctx context.Context, brokers []string, group, topic string) (int64, error) {
+	c, done := adminClient(brokers)
+	defer done()
+	md, err := c.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, err
+	}
+	var parts []int
+	var reqs []kafkago.OffsetRequest
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			return 0, t.Error
+		}
+		for _, p := range t.Partitions {
+			parts = append(parts, p.ID)
+			reqs = append(reqs, kafkago.FirstOffsetOf(p.ID), kafkago.LastOffsetOf(p.ID))
+		}
+	}
+	ends, err := c.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return 0, err
+	}
+	committed, err := c.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return 0, err
+	}
+	if committed.Error != nil && !errors.Is(committed.Error, kafkago.GroupIdNotFound) { // a group that never committed: all of it is lag
+		return 0, committed.Error
+	}
+	at := map[int]int64{}
+	for _, p := range committed.Topics[topic] {
+		if p.Error != nil {
+			return 0, p.Error
+		}
+		at[p.Partition] = p.CommittedOffset
+	}
+	var lag int64
+	for _, p := range ends.Topics[topic] {
+		if p.Error != nil {
+			return 0, p.Error
+		}
+		from := p.FirstOffset
+		if c, ok := at[p.Partition]; ok && c >= 0 {
+			from = c
+		}
+		lag += max(p.LastOffset-from, 0)
+	}
+	return lag, nil
+}
