@@ -22,6 +22,9 @@ func Projection() *projections.Projection {
 		Apply:         Apply,
 		MarksCommands: true,
 		Service:       domain.Service,
+		// Every statement writes rows of the event's own aggregate: names
+		// of roles and permissions are joined when read, never copied.
+		Partitioned: true,
 	}
 }
 
@@ -93,14 +96,14 @@ func Apply(b *projections.Batch, e *projections.Event) error {
 		b.Queue(`INSERT INTO auth_read.permissions (id, name, description, version, created_at, updated_at)
 			VALUES ($1,$2,$3,$4,$5,$5)`, id, ev.Name, ev.Description, v, at)
 	case domain.PermissionDeleted:
-		b.Queue(`DELETE FROM auth_read.role_permissions WHERE permission_id=$1`, id)
+		// Grants of it stay in role_permissions (other roles' rows): every
+		// read joins permissions, so a deleted permission grants nothing.
 		b.Queue(`DELETE FROM auth_read.permissions WHERE id=$1`, id)
 	case domain.RoleCreated:
 		b.Queue(`INSERT INTO auth_read.roles (id, name, description, version, created_at, updated_at)
 			VALUES ($1,$2,$3,$4,$5,$5)`, id, ev.Name, ev.Description, v, at)
 	case domain.RoleRenamed:
-		touch(b, e, "roles", `name=$4`, ev.Name)
-		b.Queue(`UPDATE auth_read.user_roles SET role_name=$2 WHERE role_id=$1`, id, ev.Name)
+		touch(b, e, "roles", `name=$4`, ev.Name) // users' role names are joined when read
 	case domain.PermissionGranted:
 		touch(b, e, "roles", ``)
 		b.Queue(`INSERT INTO auth_read.role_permissions (role_id, permission_id, permission_name, granted_at)
@@ -109,7 +112,8 @@ func Apply(b *projections.Batch, e *projections.Event) error {
 		touch(b, e, "roles", ``)
 		b.Queue(`DELETE FROM auth_read.role_permissions WHERE role_id=$1 AND permission_id=$2`, id, ev.PermissionID)
 	case domain.RoleDeleted:
-		b.Queue(`DELETE FROM auth_read.user_roles WHERE role_id=$1`, id)
+		// Its grants go with it (ON DELETE CASCADE); its assignments stay in
+		// user_roles (users' rows), and every read joins roles.
 		b.Queue(`DELETE FROM auth_read.roles WHERE id=$1`, id)
 	case domain.UserRegistered:
 		b.Queue(`INSERT INTO auth_read.users (id, email, name, status, version, created_at, updated_at)

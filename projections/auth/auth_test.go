@@ -26,6 +26,7 @@ const (
 	admins  = "0197a000-0000-7000-8000-000000000011"
 	readers = "0197a000-0000-7000-8000-000000000012"
 	temps   = "0197a000-0000-7000-8000-000000000013"
+	ada     = "0197a000-0000-7000-8000-000000000021"
 	missing = "0197a000-0000-7000-8000-0000000000ff"
 )
 
@@ -167,6 +168,10 @@ func TestRoles(t *testing.T) {
 		aggregate(temps).
 			then(10, domain.RoleCreated{Name: "Temps"}).
 			then(11, domain.PermissionGranted{PermissionID: read, PermissionName: "roles:read"}),
+		aggregate(ada).
+			then(10, domain.UserRegistered{Email: "ada@example.com", Name: "Ada"}).
+			then(14, domain.RoleAssigned{RoleID: admins, RoleName: "Admins"}).
+			then(15, domain.RoleAssigned{RoleID: temps, RoleName: "Temps"}),
 	}
 	later := []projections.Event{
 		event(admins, 5, 20, domain.RoleRenamed{Name: "Administrators", PreviousName: "Admins"}),
@@ -195,9 +200,35 @@ func TestRoles(t *testing.T) {
 			t.Fatalf("version = %d, want 5: a permission's deletion is not an event of the role", got.Version)
 		}
 	})
-	t.Run("PermissionDeletedRemovesGrants", func(t *testing.T) {
-		if n := count(t, pool, `SELECT count(*) FROM auth_read.role_permissions WHERE permission_id=$1`, users); n != 0 {
-			t.Fatalf("%d grants of the deleted permission remain", n)
+	t.Run("PermissionDeletedGrantsNothing", func(t *testing.T) {
+		// Its grant rows belong to the roles and stay; every read joins
+		// the permissions, so neither a role nor a user shows it.
+		for _, p := range role(t, store, admins).Permissions {
+			if p.ID == users {
+				t.Fatalf("the role still lists the deleted permission %v", p)
+			}
+		}
+		if n := count(t, pool, `SELECT count(*) FROM auth_read.user_permissions WHERE permission_id=$1`, users); n != 0 {
+			t.Fatalf("%d users still hold the deleted permission", n)
+		}
+	})
+	t.Run("UsersSeeCurrentRolesAndGrants", func(t *testing.T) {
+		// The rename, the role's deletion and the permission's deletion
+		// touched none of Ada's rows: reads join the current roles and
+		// permissions.
+		u, err := store.User(ctx, ada)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []auth.UserRole{{ID: admins, Name: "Administrators"}}; !reflect.DeepEqual(u.Roles, want) {
+			t.Fatalf("Ada's roles = %+v, want %+v", u.Roles, want)
+		}
+		a, err := store.Access(ctx, ada)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]bool{"roles:read": true, "roles:write": true}; !a.Active || !reflect.DeepEqual(a.Permissions, want) {
+			t.Fatalf("Ada's access = %+v, want active with %v", a, want)
 		}
 	})
 	t.Run("RevokeRemovesGrantAndBumpsVersion", func(t *testing.T) {

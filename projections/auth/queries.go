@@ -66,9 +66,12 @@ func (s *Store) Permissions(ctx context.Context, p ListParams) ([]Permission, er
 		p.After, p.Name, p.Limit)
 }
 
+// roleCols lists a role's granted permissions with their current names;
+// a deleted permission's grant is not listed.
 const roleCols = `r.id::text, r.name, r.description,
-	COALESCE((SELECT json_agg(json_build_object('id', rp.permission_id, 'name', rp.permission_name)
-		ORDER BY rp.permission_name) FROM auth_read.role_permissions rp WHERE rp.role_id = r.id), '[]'::json),
+	COALESCE((SELECT json_agg(json_build_object('id', p.id, 'name', p.name) ORDER BY p.name)
+		FROM auth_read.role_permissions rp JOIN auth_read.permissions p ON p.id = rp.permission_id
+		WHERE rp.role_id = r.id), '[]'::json),
 	r.version, r.created_at, r.updated_at`
 
 // Role returns one role with its permissions, or ErrNotFound.
@@ -101,9 +104,12 @@ type User struct {
 	UpdatedAt time.Time  `json:"updated_at"`
 }
 
+// userCols lists a user's roles with their current names; an assignment
+// of a deleted role is not listed.
 const userCols = `u.id::text, u.email, u.name, u.status,
-	COALESCE((SELECT json_agg(json_build_object('id', ur.role_id, 'name', ur.role_name) ORDER BY ur.role_name)
-		FROM auth_read.user_roles ur WHERE ur.user_id = u.id), '[]'::json),
+	COALESCE((SELECT json_agg(json_build_object('id', r.id, 'name', r.name) ORDER BY r.name)
+		FROM auth_read.user_roles ur JOIN auth_read.roles r ON r.id = ur.role_id
+		WHERE ur.user_id = u.id), '[]'::json),
 	u.version, u.created_at, u.updated_at`
 
 // User returns one user with their roles, or ErrNotFound.
