@@ -8,9 +8,9 @@ import (
 )
 
 // TestJanitorFailsCommandsThatNeverReachedKafka: a pending command whose
-// gateway died before producing it is failed once the worker has consumed
-// the whole command topic; one still queued in Kafka is left alone however
-// old, and is decided when a worker comes.
+// gateway died before producing it is failed once the worker group has
+// passed the janitor's snapshot of the command topic; one still queued in
+// Kafka is left alone however old, and is decided when a worker comes.
 func TestJanitorFailsCommandsThatNeverReachedKafka(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -24,11 +24,14 @@ func TestJanitorFailsCommandsThatNeverReachedKafka(t *testing.T) {
 	h.pending(lost)
 	h.submit(queued) // recorded and produced, but no worker runs yet
 	h.pending(fresh)
-	if _, err := h.pool.Exec(h.ctx, `UPDATE strata.commands SET submitted_at = now() - interval '20 minutes'
+	if _, err := h.pool.Exec(h.ctx, `UPDATE strata.commands SET recorded_at = now() - interval '20 minutes'
 		WHERE id = ANY($1::uuid[])`, []string{lost.ID, queued.ID}); err != nil {
 		t.Fatal(err)
 	}
 
+	if n, err := j.Sweep(h.ctx); err != nil || n != 0 { // the first round only takes a snapshot
+		t.Fatalf("first Sweep = %d, %v; want 0", n, err)
+	}
 	if n, err := j.Sweep(h.ctx); err != nil || n != 0 {
 		t.Fatalf("with a command queued in Kafka, Sweep = %d, %v; want 0 and nothing touched", n, err)
 	}

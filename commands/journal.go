@@ -24,6 +24,11 @@ func Migrations(services ...string) []postgres.Migration {
 		// check finds recent commands through a BRIN index.
 		{Component: "strata.commands", Version: 2, SQL: `ALTER TABLE strata.commands SET (fillfactor = 70);
 CREATE INDEX commands_submitted ON strata.commands USING brin (submitted_at);`},
+		// recorded_at is the database's time of the row's (re)recording as
+		// pending, never updated by a decision (HOT stays): the janitor ages
+		// pending rows by it, not by the gateway's clock.
+		{Component: "strata.commands", Version: 3, SQL: `ALTER TABLE strata.commands ADD COLUMN recorded_at timestamptz NOT NULL DEFAULT now();
+CREATE INDEX commands_recorded ON strata.commands USING brin (recorded_at);`},
 	}
 	for _, s := range services {
 		ms = append(ms,

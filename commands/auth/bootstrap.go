@@ -247,7 +247,7 @@ func (b *bootstrap) submit(ctx context.Context, env *commands.Envelope, secret *
 		return err
 	case st.Status == commands.StatusFailed || st.Status == commands.StatusPending:
 		if _, err := b.cfg.Pool.Exec(ctx, `UPDATE strata.commands SET status = 'pending', code = NULL, reason = NULL,
-			decided_at = NULL WHERE id = $1 AND status IN ('pending', 'failed')`, env.ID); err != nil {
+			decided_at = NULL, recorded_at = now() WHERE id = $1 AND status IN ('pending', 'failed')`, env.ID); err != nil {
 			return err
 		}
 		if secret != nil {

@@ -232,55 +232,78 @@ func logFunc(l *slog.Logger, level slog.Level) kafkago.LoggerFunc {
 	}
 }
 
-// GroupLag returns how many records of topic the consumer group has not
-// committed yet, summed over the topic's partitions (a partition the group
-// never committed counts from its first offset).
-func GroupLag(ctx context.Context, brokers []string, group, topic string) (int64, error) {
+// EndOffsets returns the end offset (the next offset to be written) of
+// every partition of topic.
+func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
 	c, done := adminClient(brokers)
 	defer done()
+	parts, err := partitionsOf(ctx, c, topic)
+	if err != nil {
+		return nil, err
+	}
+	reqs := make([]kafkago.OffsetRequest, len(parts))
+	for i, p := range parts {
+		reqs[i] = kafkago.LastOffsetOf(p)
+	}
+	res, err := c.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]int64, len(parts))
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return nil, p.Error
+		}
+		out[p.Partition] = p.LastOffset
+	}
+	return out, nil
+}
+
+// CommittedOffsets returns the consumer group's committed offset of every
+// partition of topic; a partition it never committed (or a group that
+// never committed at all) is absent.
+func CommittedOffsets(ctx context.Context, brokers []string, group, topic string) (map[int]int64, error) {
+	c, done := adminClient(brokers)
+	defer done()
+	parts, err := partitionsOf(ctx, c, topic)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]int64{}
+	if errors.Is(res.Error, kafkago.GroupIdNotFound) { // the test broker's answer for a group that never committed
+		return out, nil
+	}
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return nil, p.Error
+		}
+		if p.CommittedOffset >= 0 {
+			out[p.Partition] = p.CommittedOffset
+		}
+	}
+	return out, nil
+}
+
+func partitionsOf(ctx context.Context, c *kafkago.Client, topic string) ([]int, error) {
 	md, err := c.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	var parts []int
-	var reqs []kafkago.OffsetRequest
 	for _, t := range md.Topics {
 		if t.Error != nil {
-			return 0, t.Error
+			return nil, t.Error
 		}
 		for _, p := range t.Partitions {
 			parts = append(parts, p.ID)
-			reqs = append(reqs, kafkago.FirstOffsetOf(p.ID), kafkago.LastOffsetOf(p.ID))
 		}
 	}
-	ends, err := c.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return 0, err
-	}
-	committed, err := c.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
-	if err != nil {
-		return 0, err
-	}
-	if committed.Error != nil && !errors.Is(committed.Error, kafkago.GroupIdNotFound) { // a group that never committed: all of it is lag
-		return 0, committed.Error
-	}
-	at := map[int]int64{}
-	for _, p := range committed.Topics[topic] {
-		if p.Error != nil {
-			return 0, p.Error
-		}
-		at[p.Partition] = p.CommittedOffset
-	}
-	var lag int64
-	for _, p := range ends.Topics[topic] {
-		if p.Error != nil {
-			return 0, p.Error
-		}
-		from := p.FirstOffset
-		if c, ok := at[p.Partition]; ok && c >= 0 {
-			from = c
-		}
-		lag += max(p.LastOffset-from, 0)
-	}
-	return lag, nil
+	return parts, nil
 }
