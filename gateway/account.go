@@ -91,7 +91,13 @@ func (g *Gateway) accountRoutes() {
 
 	g.handle(http.MethodPost, "/transfers", "accounts:write", g.submit(write{
 		Type: "account.TransferFunds", Creates: true, Body: true, Read: transfer, Path: "/transfers",
-		Then: func(id string) string { return domain.TransferStepID(id, domain.TransferFinishStep) }}))
+		Then: func(id string) string { return domain.TransferStepID(id, domain.TransferFinishStep) },
+		Failed: func(res any) (string, string) {
+			if t, ok := res.(accountread.Transfer); ok && t.Status == domain.TransferStatusFailed && t.Code != nil {
+				return *t.Code, "transfer " + t.ID + " failed: " + deref(t.Reason)
+			}
+			return "", ""
+		}}))
 	g.handle(http.MethodGet, "/transfers", "accounts:read", g.listTransfers)
 	g.handle(http.MethodGet, "/transfers/{id}", "accounts:read",
 		get(g, typed(visibleTransfer, func(t accountread.Transfer) int64 { return t.Version })))

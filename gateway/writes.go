@@ -47,6 +47,10 @@ type write struct {
 	// started (the last step of a process): Prefer: wait waits for it too,
 	// within the same bound, so a transfer answers completed or failed.
 	Then func(aggregateID string) string
+	// Failed, when set, reports a resource whose process ended in failure
+	// (a transfer whose debit was refused): Prefer: wait answers it as the
+	// refusal it is, problem+json with the code, like a refused command.
+	Failed func(resource any) (code, detail string)
 	// Guard, when set, refuses a request before anything is recorded: an
 	// object-level check (code and detail of the problem, or "").
 	Guard func(ctx context.Context, p *Principal, aggregateID string, payload map[string]json.RawMessage) (code, detail string)
@@ -331,6 +335,12 @@ func (g *Gateway) outcome(w http.ResponseWriter, r *http.Request, wr write, st *
 		if wr.Creates {
 			status = http.StatusCreated
 			w.Header().Set("Location", wr.Path+"/"+st.AggregateID)
+		}
+		if wr.Failed != nil {
+			if code, detail := wr.Failed(res); code != "" {
+				writeProblem(w, r, code, detail) // Location still names the failed resource
+				return true
+			}
 		}
 		w.Header().Set("ETag", etag(version))
 		writeJSON(w, status, res)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,14 +190,18 @@ func driveAccountEvents(t *testing.T, c *client) {
 		wg.Wait()
 		close(out)
 		for r := range out {
+			loc := r.Header.Get("Location")
 			switch {
-			case r.Status == 201 && r.str("status") == "failed":
+			case r.Status == 422 && r.str("code") == "insufficient_funds" && strings.HasPrefix(loc, "/transfers/"):
+				// Requested, then refused at its debit: answered as the
+				// refusal, with the failed transfer's Location.
 				failed = true
-				if r.str("code") != "insufficient_funds" || r.Body["compensated"] != false {
-					t.Fatalf("failed transfer %s", r.Raw)
+				if got := c.do("GET", loc, ""); got.str("status") != "failed" || got.str("code") != "insufficient_funds" ||
+					got.Body["compensated"] != false {
+					t.Fatalf("failed transfer %s", got.Raw)
 				}
 			case r.Status == 201 && r.str("status") == "completed":
-			case r.Status == 422 && r.str("code") == "insufficient_funds":
+			case r.Status == 422 && r.str("code") == "insufficient_funds" && loc == "":
 			default:
 				t.Fatalf("burst transfer: %d %s", r.Status, r.Raw)
 			}
