@@ -306,6 +306,9 @@ func (s *acctSuite) accounts(t *testing.T) {
 	expectCode(t, bob.do("POST", "/accounts/"+id+"/deposits", `{"amount":"1"}`, "Prefer", "wait=5"), 404, "not_found")
 	expectCode(t, bob.do("POST", "/accounts/"+id+"/withdrawals", `{"amount":"1"}`, "Prefer", "wait=5"), 404, "not_found")
 	expectCode(t, bob.do("POST", "/accounts/"+id+"/close", "", "Prefer", "wait=5"), 404, "not_found")
+	// A stale If-Match does not tell a stranger the version either: the
+	// owner is checked first.
+	expectCode(t, bob.do("POST", "/accounts/"+id+"/deposits", `{"amount":"1"}`, "Prefer", "wait=5", "If-Match", `"1"`), 404, "not_found")
 	missing := bob.do("GET", "/accounts/"+commands.NewID(), "")
 	expectCode(t, missing, 404, "not_found")
 	if hidden := bob.do("GET", "/accounts/"+id, ""); hidden.str("detail") != missing.str("detail") {
@@ -315,9 +318,9 @@ func (s *acctSuite) accounts(t *testing.T) {
 		t.Fatalf("another user's requests changed the account: %s → %s", state, got)
 	}
 	// The aggregate refused them, as it refuses a command to no account:
-	// three rejected not_found rows and nothing else.
-	if n := s.commandsFor(t, id); n != cmds+3 {
-		t.Fatalf("another user's requests recorded %d commands, want 3 rejections", n-cmds)
+	// four rejected not_found rows and nothing else.
+	if n := s.commandsFor(t, id); n != cmds+4 {
+		t.Fatalf("another user's requests recorded %d commands, want 4 rejections", n-cmds)
 	}
 	if n := s.count(t, `SELECT count(*) FROM strata.commands WHERE aggregate_id=$1 AND actor=$2
 		AND NOT (status='rejected' AND code='not_found')`, id, s.bob.id); n != 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -348,11 +349,15 @@ func TestBankInvariantUnderCrashes(t *testing.T) {
 		case st.Status != commands.StatusProjected:
 			t.Fatalf("transfer command %s: %s %s %s", cid, st.Status, deref(st.Code), deref(st.Reason))
 		}
-		var status, code string
+		var status, code, reason string
 		var compensated bool
-		if err := tl.pool.QueryRow(tl.ctx, `SELECT status, coalesce(code,''), compensated FROM account_read.transfers WHERE id=$1`,
-			st.AggregateID).Scan(&status, &code, &compensated); err != nil {
+		if err := tl.pool.QueryRow(tl.ctx, `SELECT status, coalesce(code,''), coalesce(reason,''), compensated
+			FROM account_read.transfers WHERE id=$1`, st.AggregateID).Scan(&status, &code, &reason, &compensated); err != nil {
 			t.Fatalf("transfer %s: %v", st.AggregateID, err)
+		}
+		if strings.ContainsAny(reason, "0123456789") {
+			// Both sides read a transfer: it must not show a balance.
+			t.Errorf("transfer %s's reason %q gives figures away", st.AggregateID, reason)
 		}
 		switch status {
 		case domain.TransferStatusCompleted:
