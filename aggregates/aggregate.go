@@ -5,6 +5,7 @@ package aggregates
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -44,6 +45,10 @@ func EventVersion(e Event) int {
 	}
 	return 1
 }
+
+// CanonicalID spells an aggregate id as the journal does (UUIDs in lower
+// case), so one aggregate never goes by two ids.
+func CanonicalID(id string) string { return strings.ToLower(id) }
 
 // Ref names one aggregate instance.
 type Ref struct {
@@ -93,8 +98,10 @@ func (a Actor) Owns(owner, anyGrant string) bool {
 
 // Related returns the state of a related aggregate that the command declared
 // through Definition.Needs. ok is false when the aggregate has no events.
+// The runtime keys Context.Related by CanonicalID, so an id may be spelt
+// in any case.
 func Related[S any](c Context, typ, id string) (state S, ok bool) {
-	snap, found := c.Related[Ref{Type: typ, ID: id}]
+	snap, found := c.Related[Ref{Type: typ, ID: CanonicalID(id)}]
 	if !found || snap.Version == 0 {
 		return state, false
 	}

@@ -211,6 +211,7 @@ func (x *Executor) loadRelated(ctx context.Context, tx pgx.Tx, def *aggregates.D
 	}
 	out := make(map[aggregates.Ref]aggregates.Snapshot, len(refs))
 	for _, ref := range refs {
+		ref.ID = aggregates.CanonicalID(ref.ID)
 		rd, ok := x.reg.Aggregate(def.Service, ref.Type)
 		if !ok {
 			return nil, fmt.Errorf("executor: %s needs unknown aggregate %s", def.Topic(), ref.Type)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -287,7 +286,7 @@ func (g *group) load(ctx context.Context, tx pgx.Tx, pending []pendingCommand) (
 		want(p.def, p.env.AggregateID, false)
 		for _, ref := range p.def.Needs(p.cmd) {
 			if rd, ok := g.w.cfg.Registry.Aggregate(p.def.Service, ref.Type); ok && isUUID(ref.ID) {
-				want(rd, canonicalID(ref.ID), true)
+				want(rd, aggregates.CanonicalID(ref.ID), true)
 			}
 		}
 	}
@@ -415,7 +414,8 @@ func (g *group) related(p pendingCommand) map[aggregates.Ref]aggregates.Snapshot
 		if !ok {
 			continue
 		}
-		k := stateKey{rd.Type, canonicalID(ref.ID)}
+		ref.ID = aggregates.CanonicalID(ref.ID)
+		k := stateKey{rd.Type, ref.ID}
 		a, loaded := g.states[k]
 		if !loaded || g.wrong[k] {
 			out[ref] = aggregates.Snapshot{State: rd.New()}
@@ -610,7 +610,3 @@ func isUUID(s string) bool {
 	_, err := uuid.Parse(s)
 	return err == nil
 }
-
-// canonicalID spells a UUID as the journal returns it (lower case), so a
-// state is found whatever spelling a command used.
-func canonicalID(id string) string { return strings.ToLower(id) }

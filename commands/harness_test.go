@@ -331,27 +331,20 @@ var workerGroup = WorkerGroup(auth.Service)
 func (h *harness) committed() (committed, end map[int]int64) {
 	h.t.Helper()
 	topic := CommandTopic(auth.Service)
-	partitions := make([]int, testPartitions)
-	last := make([]kafkago.OffsetRequest, testPartitions)
-	for p := range testPartitions {
-		partitions[p], last[p] = p, kafkago.LastOffsetOf(p)
-	}
-	fetched, err := h.admin.OffsetFetch(h.ctx, &kafkago.OffsetFetchRequest{
-		GroupID: workerGroup, Topics: map[string][]int{topic: partitions},
-	})
+	got, err := kafka.CommittedOffsets(h.ctx, h.brokers, workerGroup, topic)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	listed, err := h.admin.ListOffsets(h.ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: last}})
+	_, end, err = kafka.Offsets(h.ctx, h.brokers, topic)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	committed, end = map[int]int64{}, map[int]int64{}
-	for _, p := range fetched.Topics[topic] {
-		committed[p.Partition] = p.CommittedOffset
-	}
-	for _, p := range listed.Topics[topic] {
-		end[p.Partition] = p.LastOffset
+	committed = map[int]int64{}
+	for p := range end {
+		committed[p] = -1
+		if c, ok := got[p]; ok {
+			committed[p] = c
+		}
 	}
 	return committed, end
 }

@@ -102,7 +102,7 @@ func (j *Janitor) Sweep(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		ends, err := kafka.EndOffsets(ctx, j.cfg.Brokers, topic)
+		_, ends, err := kafka.Offsets(ctx, j.cfg.Brokers, topic)
 		if err != nil {
 			return 0, err
 		}
@@ -122,7 +122,7 @@ func (j *Janitor) Sweep(ctx context.Context) (int, error) {
 	if err := j.cfg.Pool.QueryRow(ctx, `SELECT now() - $1::interval`, j.cfg.Age.String()).Scan(&cutoff); err != nil {
 		return n, err
 	}
-	ends, err := kafka.EndOffsets(ctx, j.cfg.Brokers, topic) // read after the cut-off
+	_, ends, err := kafka.Offsets(ctx, j.cfg.Brokers, topic) // read after the cut-off
 	if err != nil {
 		return n, err
 	}

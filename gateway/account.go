@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/strata-cqrs/strata/aggregates"
 	domain "github.com/strata-cqrs/strata/aggregates/account"
 	"github.com/strata-cqrs/strata/projections"
 	accountread "github.com/strata-cqrs/strata/projections/account"
@@ -195,7 +196,7 @@ func (g *Gateway) knownUser(field, code string) guard {
 		if json.Unmarshal(payload[field], &id) != nil || !isUUID(id) || strings.EqualFold(id, p.UserID) {
 			return "", "" // the caller exists; a malformed id is the schema's to report
 		}
-		_, err := g.cfg.Auth.User(ctx, strings.ToLower(id))
+		_, err := g.cfg.Auth.User(ctx, aggregates.CanonicalID(id))
 		switch {
 		case errors.Is(err, projections.ErrNotFound):
 			return code, "no user has the id " + id
@@ -320,20 +321,8 @@ func parseMessageCursor(s string) (accountread.MessageCursor, bool) {
 
 // found answers 404 (or 500) and returns false unless fetch finds id.
 func found[T any](g *Gateway, w http.ResponseWriter, r *http.Request, id string, fetch func(context.Context, string) (T, error)) bool {
-	if !isUUID(id) {
-		writeProblem(w, r, "not_found", "no resource has this id")
-		return false
-	}
-	_, err := fetch(r.Context(), id)
-	if errors.Is(err, projections.ErrNotFound) {
-		writeProblem(w, r, "not_found", "no resource has this id")
-		return false
-	}
-	if err != nil {
-		g.internal(w, r, err)
-		return false
-	}
-	return true
+	_, ok := fetchOne(g, w, r, id, fetch)
+	return ok
 }
 
 // pageOf parses limit (clamped) and the raw cursor of a list whose cursor

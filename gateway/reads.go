@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/strata-cqrs/strata/projections"
 	authread "github.com/strata-cqrs/strata/projections/auth"
 )
 
@@ -105,18 +106,12 @@ func writePage[T any](w http.ResponseWriter, items []T, limit int, cursorOf func
 // get answers one resource with its ETag; If-None-Match gives 304.
 func get[T any](g *Gateway, fetch func(context.Context, string) (T, int64, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id := mux.Vars(r)["id"]
-		if !isUUID(id) {
-			writeProblem(w, r, "not_found", "no resource has this id")
-			return
-		}
-		res, version, err := fetch(r.Context(), id)
-		if errors.Is(err, authread.ErrNotFound) {
-			writeProblem(w, r, "not_found", "no resource has this id")
-			return
-		}
-		if err != nil {
-			g.internal(w, r, err)
+		var version int64
+		res, ok := fetchOne(g, w, r, mux.Vars(r)["id"], func(ctx context.Context, id string) (res T, err error) {
+			res, version, err = fetch(ctx, id)
+			return res, err
+		})
+		if !ok {
 			return
 		}
 		tag := etag(version)
@@ -127,4 +122,24 @@ func get[T any](g *Gateway, fetch func(context.Context, string) (T, int64, error
 		}
 		writeJSON(w, http.StatusOK, res)
 	}
+}
+
+// fetchOne reads the resource id names and answers 404 (an id that is not
+// a UUID, or no resource) or 500 itself when it cannot; ok says whether it
+// found the resource.
+func fetchOne[T any](g *Gateway, w http.ResponseWriter, r *http.Request, id string, fetch func(context.Context, string) (T, error)) (res T, ok bool) {
+	if !isUUID(id) {
+		writeProblem(w, r, "not_found", "no resource has this id")
+		return res, false
+	}
+	res, err := fetch(r.Context(), id)
+	if errors.Is(err, projections.ErrNotFound) {
+		writeProblem(w, r, "not_found", "no resource has this id")
+		return res, false
+	}
+	if err != nil {
+		g.internal(w, r, err)
+		return res, false
+	}
+	return res, true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
+	"github.com/strata-cqrs/strata/aggregates"
 	"github.com/strata-cqrs/strata/commands"
 )
 
@@ -75,7 +76,7 @@ func (g *Gateway) submit(wr write) http.HandlerFunc {
 				writeProblem(w, r, "not_found", "no resource has this id")
 				return
 			}
-			aggID = strings.ToLower(aggID) // the journal's spelling, whatever the client's
+			aggID = aggregates.CanonicalID(aggID) // the journal's spelling, whatever the client's
 		}
 		body, code, detail := readBody(w, r, wr.Body && !(wr.Optional && r.ContentLength == 0))
 		if code != "" {
@@ -172,7 +173,7 @@ func buildPayload(body []byte, fromPath, vars map[string]string) (map[string]jso
 		}
 		val := vars[v]
 		if isUUID(val) {
-			val = strings.ToLower(val)
+			val = aggregates.CanonicalID(val)
 		}
 		b, _ := json.Marshal(val)
 		obj[field] = b

@@ -157,7 +157,3 @@ func creates[C aggregates.Command]() func(aggregates.Command) bool {
 func unhandled(what string, c aggregates.Command) error {
 	return aggregates.Reject(aggregates.CodeInvalid, "%s does not handle %s", what, c.CommandType())
 }
-
-// canonicalID spells an id the way the journal and the read models do
-// (UUIDs in lower case), so one aggregate is never two.
-func canonicalID(id string) string { return strings.ToLower(id) }

@@ -186,7 +186,7 @@ func AssetAccountDefinition() *aggregates.Definition {
 		Creates: creates[OpenAssetAccount](),
 		Needs: func(c aggregates.Command) []aggregates.Ref {
 			if p, ok := c.(ChangePayPlan); ok {
-				return []aggregates.Ref{{Type: "pay-plan", ID: canonicalID(p.PayPlanID)}}
+				return []aggregates.Ref{{Type: "pay-plan", ID: p.PayPlanID}}
 			}
 			return nil
 		},
@@ -278,7 +278,7 @@ func DecideAssetAccount(a AssetAccount, c aggregates.Command, ctx aggregates.Con
 		}
 		return []aggregates.Event{AccountClosed{}}, nil
 	case ChangePayPlan:
-		c.PayPlanID = canonicalID(c.PayPlanID)
+		c.PayPlanID = aggregates.CanonicalID(c.PayPlanID)
 		p, ok := aggregates.Related[PayPlan](ctx, "pay-plan", c.PayPlanID)
 		if !ok {
 			return nil, aggregates.Reject(CodePayPlanNotFound, "pay plan %s does not exist", c.PayPlanID)
@@ -298,7 +298,7 @@ func openAccount(c OpenAssetAccount, ctx aggregates.Context) ([]aggregates.Event
 	if c.OwnerUserID == "" {
 		return nil, aggregates.Reject(aggregates.CodeInvalid, "an account needs an owner")
 	}
-	if !ctx.Actor.Owns(canonicalID(c.OwnerUserID), GrantWriteAny) {
+	if !ctx.Actor.Owns(aggregates.CanonicalID(c.OwnerUserID), GrantWriteAny) {
 		return nil, aggregates.Reject(aggregates.CodeForbidden, "only %s may open an account for another user", GrantWriteAny)
 	}
 	if !assetPattern.MatchString(c.Asset) {
@@ -308,7 +308,7 @@ func openAccount(c OpenAssetAccount, ctx aggregates.Context) ([]aggregates.Event
 	if err != nil {
 		return nil, err
 	}
-	return []aggregates.Event{AssetAccountOpened{OwnerUserID: canonicalID(c.OwnerUserID), Asset: c.Asset, Name: name}}, nil
+	return []aggregates.Event{AssetAccountOpened{OwnerUserID: aggregates.CanonicalID(c.OwnerUserID), Asset: c.Asset, Name: name}}, nil
 }
 
 // AuthorizeAssetAccount lets the owner and a holder of

@@ -318,7 +318,7 @@ func MessageGroupDefinition() *aggregates.Definition {
 		Creates:  creates[CreateMessageGroup](),
 		Needs: func(c aggregates.Command) []aggregates.Ref {
 			if s, ok := c.(SendGroupMessage); ok {
-				return []aggregates.Ref{{Type: "message-template", ID: canonicalID(s.TemplateID)}}
+				return []aggregates.Ref{{Type: "message-template", ID: s.TemplateID}}
 			}
 			return nil
 		},
@@ -343,7 +343,7 @@ func DecideMessageGroup(g MessageGroup, c aggregates.Command, ctx aggregates.Con
 		}
 		return []aggregates.Event{MessageGroupCreated{Name: name, Description: strings.TrimSpace(c.Description)}}, nil
 	case AddGroupMember:
-		c.UserID = canonicalID(c.UserID) // one user, however the id is spelt
+		c.UserID = aggregates.CanonicalID(c.UserID) // one user, however the id is spelt
 		if slices.Contains(g.Members, c.UserID) {
 			return nil, aggregates.Reject(CodeAlreadyMember, "user %s is already a member of %q", c.UserID, g.Name)
 		}
@@ -352,7 +352,7 @@ func DecideMessageGroup(g MessageGroup, c aggregates.Command, ctx aggregates.Con
 		}
 		return []aggregates.Event{GroupMemberAdded(c)}, nil
 	case RemoveGroupMember:
-		c.UserID = canonicalID(c.UserID)
+		c.UserID = aggregates.CanonicalID(c.UserID)
 		if !slices.Contains(g.Members, c.UserID) {
 			return nil, aggregates.Reject(CodeNotMember, "user %s is not a member of %q", c.UserID, g.Name)
 		}
@@ -364,7 +364,7 @@ func DecideMessageGroup(g MessageGroup, c aggregates.Command, ctx aggregates.Con
 }
 
 func (g MessageGroup) send(c SendGroupMessage, ctx aggregates.Context) ([]aggregates.Event, error) {
-	c.TemplateID = canonicalID(c.TemplateID)
+	c.TemplateID = aggregates.CanonicalID(c.TemplateID)
 	t, ok := aggregates.Related[MessageTemplate](ctx, "message-template", c.TemplateID)
 	if !ok || t.Deleted {
 		return nil, aggregates.Reject(CodeTemplateNotFound, "message template %s does not exist", c.TemplateID)

@@ -87,7 +87,7 @@ func TransferDefinition() *aggregates.Definition {
 		Creates:  creates[TransferFunds](),
 		Needs: func(c aggregates.Command) []aggregates.Ref {
 			if t, ok := c.(TransferFunds); ok {
-				return []aggregates.Ref{{Type: "asset-account", ID: canonicalID(t.FromAccountID)}, {Type: "asset-account", ID: canonicalID(t.ToAccountID)}}
+				return []aggregates.Ref{{Type: "asset-account", ID: t.FromAccountID}, {Type: "asset-account", ID: t.ToAccountID}}
 			}
 			return nil
 		},
@@ -108,7 +108,7 @@ func DecideTransfer(t Transfer, c aggregates.Command, ctx aggregates.Context) ([
 			return nil, err
 		}
 		// Ids are compared and recorded as the journal spells them.
-		c.FromAccountID, c.ToAccountID = canonicalID(c.FromAccountID), canonicalID(c.ToAccountID)
+		c.FromAccountID, c.ToAccountID = aggregates.CanonicalID(c.FromAccountID), aggregates.CanonicalID(c.ToAccountID)
 		if c.FromAccountID == c.ToAccountID {
 			return nil, aggregates.Reject(CodeSameAccount, "a transfer needs two different accounts")
 		}

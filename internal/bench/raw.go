@@ -170,32 +170,13 @@ func Consume(ctx context.Context, brokers []string, topic, group string, n int, 
 // TopicRecords returns how many records topic holds (the sum over its
 // partitions of last minus first offset).
 func TopicRecords(ctx context.Context, brokers []string, topic string) (int64, error) {
-	tr := &kafkago.Transport{}
-	defer tr.CloseIdleConnections()
-	c := &kafkago.Client{Addr: kafkago.TCP(brokers...), Transport: tr, Timeout: 30 * time.Second}
-	md, err := c.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return 0, err
-	}
-	var reqs []kafkago.OffsetRequest
-	for _, t := range md.Topics {
-		if t.Error != nil {
-			return 0, t.Error
-		}
-		for _, p := range t.Partitions {
-			reqs = append(reqs, kafkago.FirstOffsetOf(p.ID), kafkago.LastOffsetOf(p.ID))
-		}
-	}
-	res, err := c.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}})
+	first, end, err := kafka.Offsets(ctx, brokers, topic)
 	if err != nil {
 		return 0, err
 	}
 	var n int64
-	for _, p := range res.Topics[topic] {
-		if p.Error != nil {
-			return 0, p.Error
-		}
-		n += p.LastOffset - p.FirstOffset
+	for p, e := range end {
+		n += e - first[p]
 	}
 	return n, nil
 }

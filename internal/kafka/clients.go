@@ -232,31 +232,31 @@ func logFunc(l *slog.Logger, level slog.Level) kafkago.LoggerFunc {
 	}
 }
 
-// EndOffsets returns the end offset (the next offset to be written) of
-// every partition of topic.
-func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
+// Offsets returns the first offset and the end offset (the next offset to
+// be written) of every partition of topic.
+func Offsets(ctx context.Context, brokers []string, topic string) (first, end map[int]int64, err error) {
 	c, done := adminClient(brokers)
 	defer done()
 	parts, err := partitionsOf(ctx, c, topic)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	reqs := make([]kafkago.OffsetRequest, len(parts))
-	for i, p := range parts {
-		reqs[i] = kafkago.LastOffsetOf(p)
+	reqs := make([]kafkago.OffsetRequest, 0, 2*len(parts))
+	for _, p := range parts {
+		reqs = append(reqs, kafkago.FirstOffsetOf(p), kafkago.LastOffsetOf(p))
 	}
 	res, err := c.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make(map[int]int64, len(parts))
+	first, end = make(map[int]int64, len(parts)), make(map[int]int64, len(parts))
 	for _, p := range res.Topics[topic] {
 		if p.Error != nil {
-			return nil, p.Error
+			return nil, nil, p.Error
 		}
-		out[p.Partition] = p.LastOffset
+		first[p.Partition], end[p.Partition] = p.FirstOffset, p.LastOffset
 	}
-	return out, nil
+	return first, end, nil
 }
 
 // CommittedOffsets returns the consumer group's committed offset of every
