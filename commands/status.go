@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -98,19 +99,33 @@ type pendingResult struct {
 }
 
 // Run batches the pending rows of concurrent requests until ctx is done:
-// it takes every request waiting, writes them with one statement and one
-// commit, and takes the next lot. A lone request waits for nothing; under
-// load many commits become one. Without Run, InsertPending writes each row
-// itself.
+// each of pendingWriters loops takes every request waiting, writes them
+// with one statement and one commit, and takes the next lot. A lone
+// request waits for nothing; under load many commits become one, and a
+// request that arrives while one lot commits goes out with the next
+// writer rather than waiting for that commit. Without Run, InsertPending
+// writes each row itself.
 func (s *StatusStore) Run(ctx context.Context) error {
 	s.running.Store(true)
 	defer s.running.Store(false)
+	var wg sync.WaitGroup
+	for range pendingWriters {
+		wg.Go(func() { s.writePending(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// pendingWriters is how many pending-row commits may be in flight at once.
+const pendingWriters = 2
+
+func (s *StatusStore) writePending(ctx context.Context) {
 	for {
 		var batch []pendingInsert
 		select {
 		case <-ctx.Done():
 			s.drainPending(ctx)
-			return nil
+			return
 		case p := <-s.pending:
 			batch = append(batch, p)
 		}

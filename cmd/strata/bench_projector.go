@@ -26,9 +26,8 @@ const upsertBatch = 500
 // (roles created, then granted every built-in permission) pre-filled in
 // Kafka with the relay's records, each behind an accepted command, are
 // applied by the auth projection's projections.Projector. The rate runs
-// from the moment the warm-up events are applied (the consumer group has
-// joined) to the last event; the same rows upserted in batches of 500 by
-// plain pgx give the ratio.
+// over the events after the warm-up and an ANALYZE (see projectAnalyzed);
+// the same rows upserted in batches of 500 by plain pgx give the ratio.
 func runProjector(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 	o := m.opts
 	rep := m.report()
@@ -77,13 +76,14 @@ func runProjector(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 	if err := m.startProfile(); err != nil {
 		return nil, err
 	}
-	steady, total, applied, err := project(ctx, m, p, pool, topic, warm, o.events)
+	steady, total, startup, applied, err := projectAnalyzed(ctx, m, p, pool, topic, warm, o.events)
 	if perr := m.stopProfile(); err == nil {
 		err = perr
 	}
 	if err != nil {
 		return nil, err
 	}
+	rep.Params.Set("analyzed_after_warmup", true)
 	var marked, roles, grants int64
 	if err := p.pool.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM strata.commands WHERE actor = 'bench' AND status = 'projected'),
@@ -93,14 +93,14 @@ func runProjector(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 	}
 	rep.Metric("events_per_sec", steady.PerSec())
 	rep.Metric("total_events_per_sec", total.PerSec())
-	rep.Metric("startup_ms", bench.Millis(total.Elapsed-steady.Elapsed))
+	rep.Metric("startup_ms", bench.Millis(startup))
 	rep.Metric("applied", float64(applied-int64(warm)))
 	rep.Metric("commands_projected", float64(marked))
 	rep.Metric("read_model_rows", float64(roles+grants))
 	rep.Metric("raw_upsert_rows_per_sec", raw.PerSec())
 	rep.Ratio("projector_vs_raw_upsert", "projector", steady.PerSec(), raw.PerSec(),
 		"raw batched INSERT … ON CONFLICT DO UPDATE of the same rows (pgx.Batch, 500 per transaction)")
-	rep.Notes = append(rep.Notes, "events_per_sec runs from the end of the warm-up (consumer group joined) to the last event; total_events_per_sec from the projector's start")
+	rep.Notes = append(rep.Notes, "events_per_sec runs from the first event a second projector applies, after the warm-up and an ANALYZE, to the last; total_events_per_sec over both projectors' runs; startup_ms is the first projector's time to its first event (joining the group)")
 	var errs []error
 	if applied != int64(warm+o.events) {
 		errs = append(errs, fmt.Errorf("the projector applied %d events, want %d", applied, warm+o.events))
@@ -137,10 +137,30 @@ func prefillKafka(ctx context.Context, m *BenchMain, p *pieces, topic string, ev
 	return nil
 }
 
-// project runs the auth projection until it has applied warm+n events.
-// steady runs from the first poll that saw the warm-up applied, total from
+// projectAnalyzed applies the warm-up with one projector, analyzes the
+// database (what autovacuum does within a minute of any live one, so the
+// measured run uses the plans of a database in service, not those made for
+// empty tables), then applies the rest with a second projector, which
+// resumes from the first one's committed offsets. steady runs from the
+// second projector's first applied event to its last; total over both
+// runs, the analyze excluded.
+func projectAnalyzed(ctx context.Context, m *BenchMain, p *pieces, pool *pgxpool.Pool, topic string, warm, n int) (steady, total bench.Rate, startup time.Duration, applied int64, err error) {
+	warmSteady, first, a, err := project(ctx, m, p, pool, topic, int64(warm), "warm-up")
+	if err != nil {
+		return steady, total, 0, a, err
+	}
+	startup = first.Elapsed - warmSteady.Elapsed
+	if _, err := p.pool.Exec(ctx, "ANALYZE"); err != nil {
+		return steady, total, startup, a, fmt.Errorf("analyze after the warm-up: %w", err)
+	}
+	steady, second, b, err := project(ctx, m, p, pool, topic, int64(warm+n)-a, "projector")
+	return steady, bench.Rate{N: first.N + second.N, Elapsed: first.Elapsed + second.Elapsed}, startup, a + b, err
+}
+
+// project runs the auth projection until it has applied target events.
+// steady runs from the first poll that saw an event applied, total from
 // the projector's start; polls are every 5ms.
-func project(ctx context.Context, m *BenchMain, p *pieces, pool *pgxpool.Pool, topic string, warm, n int) (steady, total bench.Rate, applied int64, err error) {
+func project(ctx context.Context, m *BenchMain, p *pieces, pool *pgxpool.Pool, topic string, target int64, label string) (steady, total bench.Rate, applied int64, err error) {
 	proj := authread.Projection()
 	if p.ns != authdomain.Service { // on a shared broker: the bench's topic and group
 		cp := *proj
@@ -152,7 +172,7 @@ func project(ctx context.Context, m *BenchMain, p *pieces, pool *pgxpool.Pool, t
 	if err != nil {
 		return steady, total, 0, err
 	}
-	bar := m.bar(int64(warm+n), "projector")
+	bar := m.bar(target, label)
 	defer bar.Done()
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -164,15 +184,15 @@ func project(ctx context.Context, m *BenchMain, p *pieces, pool *pgxpool.Pool, t
 	var st stall
 	for {
 		a, now := pr.Applied(), time.Now()
-		if t0.IsZero() && a >= int64(warm) {
+		if t0.IsZero() && a > 0 {
 			t0, a0 = now, a
 		}
 		bar.Set(a)
-		if a >= int64(warm+n) {
+		if a >= target {
 			return bench.Rate{N: int(a - a0), Elapsed: now.Sub(t0)}, bench.Rate{N: int(a), Elapsed: now.Sub(start)}, a, nil
 		}
 		if st.stuck(a, now) {
-			return steady, total, a, fmt.Errorf("projector: stuck at %d of %d events for %s", a, warm+n, stallTimeout)
+			return steady, total, a, fmt.Errorf("projector: stuck at %d of %d events for %s", a, target, stallTimeout)
 		}
 		select {
 		case <-ctx.Done():
