@@ -152,6 +152,9 @@ func newNode(log *slog.Logger, pool *pgxpool.Pool, brokers []string, key command
 		{Name: "kafka", Check: func(ctx context.Context) error { return kafka.Ping(ctx, brokers) }},
 		lagCheck("projection.lag", func(ctx context.Context) (time.Duration, error) { return commands.ProjectionLag(ctx, pool) }),
 	}
+	// Until autovacuum's first visit, young tables are analyzed as they
+	// grow (see postgres.StatsKeeper); every process runs one, one acts.
+	n.runners = append(n.runners, &postgres.StatsKeeper{Pool: pool, Logger: log})
 	return n, nil
 }
 
