@@ -41,7 +41,7 @@ type StatsKeeper struct {
 	// MaxRows is the size, at its last analyze, from which a table is left
 	// to autovacuum. Default 10,000.
 	MaxRows int64
-	Logger     *slog.Logger
+	Logger  *slog.Logger
 }
 
 // StatsLockKey is the advisory lock (pg_try_advisory_xact_lock) a round
