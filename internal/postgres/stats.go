@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -28,9 +30,10 @@ import (
 // at least as many as it held then (and MinChanges): a young table is
 // analyzed each time it doubles, until it is big enough for its statistics
 // to scale with it (the planner multiplies the row density it measured by
-// the table's current size). Older tables are autovacuum's alone, and on a
-// database in service the keeper does nothing. Rounds take a cluster-wide
-// advisory lock: of several processes, one analyzes.
+// the table's current size). Older tables are autovacuum's alone: on a
+// database in service the keeper analyzes at most small tables with heavy
+// churn, which costs milliseconds. A round takes an advisory lock (per
+// database): of several processes, one analyzes.
 type StatsKeeper struct {
 	Pool *pgxpool.Pool
 	// Every is the time between rounds. Default 5s.
@@ -44,8 +47,8 @@ type StatsKeeper struct {
 	Logger  *slog.Logger
 }
 
-// StatsLockKey is the advisory lock (pg_try_advisory_xact_lock) a round
-// holds: of several processes, the one holding it analyzes.
+// StatsLockKey is the session advisory lock a round holds: of several
+// processes, the one holding it analyzes.
 const StatsLockKey int64 = 0x73747261746101
 
 // Run analyzes young tables every Every until ctx is done.
@@ -78,9 +81,11 @@ func (k *StatsKeeper) Run(ctx context.Context) error {
 	}
 }
 
-// Round analyzes, once, every table that needs it, and returns their
-// names. It analyzes nothing, and returns nil, while another process runs
-// a round.
+// Round analyzes, once, every table that needs it, and returns the names
+// of those it analyzed. It analyzes nothing, and returns nil, while another
+// process runs a round. Each ANALYZE runs on its own, outside any
+// transaction (a rolled-back ANALYZE keeps its row count but loses its
+// column statistics), so one failing table does not cost the others.
 func (k *StatsKeeper) Round(ctx context.Context) (analyzed []string, err error) {
 	minChanges, maxRows := k.MinChanges, k.MaxRows
 	if minChanges <= 0 {
@@ -89,30 +94,45 @@ func (k *StatsKeeper) Round(ctx context.Context) (analyzed []string, err error) 
 	if maxRows <= 0 {
 		maxRows = 10_000
 	}
-	err = pgx.BeginFunc(ctx, k.Pool, func(tx pgx.Tx) error {
-		var mine bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, StatsLockKey).Scan(&mine); err != nil || !mine {
-			return err
+	conn, err := k.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	var mine bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, StatsLockKey).Scan(&mine); err != nil || !mine {
+		return nil, err
+	}
+	defer func() {
+		if _, uerr := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, StatsLockKey); uerr != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx)) // the lock goes with the session
+			err = errors.Join(err, uerr)
 		}
-		// reltuples is -1 for a table never analyzed.
-		rows, err := tx.Query(ctx, `SELECT format('%I.%I', s.schemaname, s.relname)
-			FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-			WHERE s.n_mod_since_analyze >= greatest($1, c.reltuples) AND c.reltuples < $2
-			ORDER BY 1`, minChanges, maxRows)
-		if err != nil {
-			return err
-		}
-		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		for _, name := range names {
-			if _, err := tx.Exec(ctx, "ANALYZE "+name); err != nil {
-				return err
+	}()
+	// reltuples is -1 for a table never analyzed; only a table's owner
+	// (or a member of its role) may analyze it.
+	rows, err := conn.Query(ctx, `SELECT format('%I.%I', s.schemaname, s.relname)
+		FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+		WHERE s.n_mod_since_analyze >= greatest($1, c.reltuples) AND c.reltuples < $2
+			AND pg_has_role(c.relowner, 'USAGE')
+		ORDER BY 1`, minChanges, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, name := range names {
+		if _, err := conn.Exec(ctx, "ANALYZE "+name); err != nil {
+			if ctx.Err() != nil {
+				return analyzed, ctx.Err()
 			}
+			errs = append(errs, fmt.Errorf("analyze %s: %w", name, err))
+			continue
 		}
-		analyzed = names
-		return nil
-	})
-	return analyzed, err
+		analyzed = append(analyzed, name)
+	}
+	return analyzed, errors.Join(errs...)
 }

@@ -52,7 +52,7 @@ func TestStatsKeeperAnalyzesTablesThatDoubled(t *testing.T) {
 		}
 	}
 
-	exec(`CREATE SCHEMA grow; CREATE TABLE grow.t (id bigserial PRIMARY KEY, v int)`)
+	exec(`CREATE SCHEMA grow; CREATE TABLE grow.t (id bigserial PRIMARY KEY, v int) WITH (autovacuum_enabled = off)`)
 	insert(999)
 	round(false) // fewer than MinChanges
 	if n := reltuples(); n != -1 {
@@ -87,7 +87,7 @@ func TestStatsKeeperLeavesRoundsToTheLockHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sql := range []string{`CREATE TABLE young (v int)`, `INSERT INTO young SELECT generate_series(1, 5000)`, `SELECT pg_stat_force_next_flush()`} {
+	for _, sql := range []string{`CREATE TABLE young (v int) WITH (autovacuum_enabled = off)`, `INSERT INTO young SELECT generate_series(1, 5000)`, `SELECT pg_stat_force_next_flush()`} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
@@ -95,7 +95,7 @@ func TestStatsKeeperLeavesRoundsToTheLockHolder(t *testing.T) {
 	conn.Release()
 	k := &postgres.StatsKeeper{Pool: pool}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, postgres.StatsLockKey); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, postgres.StatsLockKey); err != nil { // same key space as the session lock
 			return err
 		}
 		got, err := k.Round(ctx)
