@@ -267,19 +267,10 @@ func ledger(b *projections.Batch, e *projections.Event, kind, signedAmount, bala
 		e.AggregateID, e.Version, kind, signedAmount, balance, reference, transferID, e.Time)
 }
 
-// touch sets a row's version and update time, plus an optional extra
-// assignment using $4 on. Without one it is queued only for the
-// aggregate's last event of the batch. A row already at the event's
-// version or later is left alone.
+// touch sets the version and update time of the event's row of table (see
+// projections.Touch).
 func touch(b *projections.Batch, e *projections.Event, table, set string, args ...any) {
-	if set == "" && !e.Last {
-		return
-	}
-	if set != "" {
-		set = ", " + set
-	}
-	b.Queue(`UPDATE account_read.`+table+` SET version=$2, updated_at=$3`+set+` WHERE id=$1 AND version < $2`,
-		append([]any{e.AggregateID, e.Version, e.Time}, args...)...)
+	projections.Touch(b, e, "account_read."+table, set, args...)
 }
 
 // MessageNamespace is the UUID namespace of message ids.
