@@ -91,10 +91,14 @@ type EventDecoder interface {
 type MarkProjected func(b interface{ Queue(string, ...any) }, commandIDs, aggregateIDs []string, versions []int64)
 
 // Batch collects statements and sends them in one round trip, in order.
-// Touches (see Touch) are collected per table and sent after the
-// statements, one set-based UPDATE per table.
+// Consecutive inserts of one row with the same SQL text (a batch of grants)
+// go out as multi-row inserts (see insertPattern for which); touches (see
+// Touch) are collected per table and sent after the statements, one
+// set-based UPDATE per table.
 type Batch struct {
 	b       pgx.Batch
+	run     *run // the statements being gathered, not yet in b
+	queued  int
 	touches map[string]*touches
 	tables  []string // the touched tables, in first-touch order
 }
@@ -108,10 +112,32 @@ type touches struct {
 }
 
 // Queue adds a statement.
-func (b *Batch) Queue(sql string, args ...any) { b.b.Queue(sql, args...) }
+func (b *Batch) Queue(sql string, args ...any) {
+	b.queued++
+	if r := b.run; r != nil && r.shape != nil && r.sql == sql && len(args) == r.shape.width {
+		r.args, r.rows = append(r.args, args...), r.rows+1
+		return
+	}
+	b.flushRun()
+	r := &run{sql: sql, shape: shapeOf(sql, len(args)), args: args, rows: 1}
+	if r.shape != nil {
+		r.args = append(make([]any, 0, 8*len(args)), args...) // grown by the run, not the caller's array
+	}
+	b.run = r
+}
 
-// Len returns the number of statements queued, touches included.
-func (b *Batch) Len() int { return b.b.Len() + len(b.tables) }
+// flushRun moves the gathered statements into the pgx batch.
+func (b *Batch) flushRun() {
+	if b.run == nil {
+		return
+	}
+	b.run.statements(func(sql string, args []any) { b.b.Queue(sql, args...) })
+	b.run = nil
+}
+
+// Len returns the number of statements queued (as queued, before inserts
+// are merged), touches included.
+func (b *Batch) Len() int { return b.queued + len(b.tables) }
 
 // Touch sets the version and update time of the event's own row of table
 // (schema-qualified, keyed by id), plus the assignments in set, which may
@@ -156,6 +182,7 @@ func (b *Batch) queueTouches() {
 // Send runs the statements in tx and returns the first error, naming the
 // statement that failed.
 func (b *Batch) Send(ctx context.Context, tx pgx.Tx) error {
+	b.flushRun()
 	b.queueTouches()
 	n := b.b.Len()
 	if n == 0 {
