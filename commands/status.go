@@ -156,6 +156,15 @@ func (s *StatusStore) drainPending(ctx context.Context) {
 
 // insertMany writes a lot of pending rows in one statement; if that fails
 // it writes them one by one, so each request gets its own error.
+//
+// The statement commits asynchronously (synchronous_commit off for its
+// transaction: no wait for the WAL flush, which was most of a pending
+// write's time). That loses nothing: a row of this path (no idempotency
+// key, no secret) holds only what its command carries, and Postgres
+// flushes WAL in order, so the row is durable before any later durable
+// commit, such as the worker's decision of the command. Only a Postgres
+// crash within a fraction of a second can lose it, and then the worker,
+// which upserts the outcome from the command itself, writes it again.
 func (s *StatusStore) insertMany(ctx context.Context, batch []pendingInsert) {
 	n := len(batch)
 	ids, svc, typ, agg, actor, hash, at := make([]string, n), make([]string, n), make([]string, n),
@@ -164,15 +173,24 @@ func (s *StatusStore) insertMany(ctx context.Context, batch []pendingInsert) {
 		e := p.env
 		ids[i], svc[i], typ[i], agg[i], actor[i], hash[i], at[i] = e.ID, e.Service(), e.Type, e.AggregateID, e.Actor.UserID, p.hash, e.IssuedAt
 	}
-	rows, err := s.pool.Query(ctx, `INSERT INTO strata.commands
+	b := asyncCommit(&pgx.Batch{})
+	b.Queue(`INSERT INTO strata.commands
 		(id, service, type, aggregate_id, actor, status, request_hash, submitted_at)
 		SELECT id, service, type, agg, actor, 'pending', hash, at
 		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bytea[], $7::timestamptz[])
 			AS t(id, service, type, agg, actor, hash, at)
 		RETURNING `+statusColumns, ids, svc, typ, agg, actor, hash, at)
+	res := s.pool.SendBatch(ctx, b)
+	_, err := res.Exec()
 	var out []*Status
 	if err == nil {
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Status, error) { return scanStatus(r) })
+		var rows pgx.Rows
+		if rows, err = res.Query(); err == nil {
+			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Status, error) { return scanStatus(r) })
+		}
+	}
+	if cerr := res.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil || len(out) != n {
 		for _, p := range batch {
@@ -188,6 +206,15 @@ func (s *StatusStore) insertMany(ctx context.Context, batch []pendingInsert) {
 	for _, p := range batch {
 		p.done <- pendingResult{st: byID[p.env.ID]}
 	}
+}
+
+// asyncCommit queues, first on b, the setting that makes the commit of
+// b's transaction asynchronous. A pipeline sent without BEGIN is one
+// implicit transaction, so the setting holds for its statements and their
+// commit, and for nothing sent after.
+func asyncCommit(b *pgx.Batch) *pgx.Batch {
+	b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+	return b
 }
 
 const statusColumns = `id, type, aggregate_id, actor, status, code, reason, version, submitted_at, decided_at, projected_at`

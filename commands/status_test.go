@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/strata-cqrs/strata/internal/postgres"
 	"github.com/strata-cqrs/strata/internal/testkit"
 )
@@ -55,5 +57,37 @@ func TestPendingRowsAreBatched(t *testing.T) {
 	var rows int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM strata.commands`).Scan(&rows); err != nil || rows != n {
 		t.Fatalf("%d rows, want %d: %v", rows, n, err)
+	}
+}
+
+// TestPendingBatchCommitsAsynchronously: the pipeline of pending rows
+// commits with synchronous_commit off, and the setting ends with it (the
+// pooled connection's next transaction commits durably again).
+func TestPendingBatchCommitsAsynchronously(t *testing.T) {
+	ctx := t.Context()
+	pool := testkit.PostgresPool(t)
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	b := asyncCommit(&pgx.Batch{})
+	b.Queue(`SELECT current_setting('synchronous_commit')`)
+	res := conn.SendBatch(ctx, b)
+	var set, during, after string
+	if err := res.QueryRow().Scan(&set); err != nil {
+		t.Fatal(err)
+	}
+	if err := res.QueryRow().Scan(&during); err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if during != "off" || after != "on" {
+		t.Fatalf("synchronous_commit in the pipeline = %q, after it = %q; want off, then on", during, after)
 	}
 }
