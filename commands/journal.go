@@ -29,6 +29,14 @@ CREATE INDEX commands_submitted ON strata.commands USING brin (submitted_at);`},
 		// pending rows by it, not by the gateway's clock.
 		{Component: "strata.commands", Version: 3, SQL: `ALTER TABLE strata.commands ADD COLUMN recorded_at timestamptz NOT NULL DEFAULT now();
 CREATE INDEX commands_recorded ON strata.commands USING brin (recorded_at);`},
+		// A command's row is written three times (pending, accepted,
+		// projected), and a projector settles a batch's rows, neighbours on
+		// their pages, in one transaction, so their old versions cannot be
+		// pruned yet: at fillfactor 70 fewer than half of those updates
+		// found room on the page, and the rest updated every index. At 50
+		// nearly all are HOT, which made them a quarter cheaper, for a
+		// table about 40% larger.
+		{Component: "strata.commands", Version: 4, SQL: `ALTER TABLE strata.commands SET (fillfactor = 50)`},
 	}
 	for _, s := range services {
 		ms = append(ms,

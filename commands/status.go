@@ -389,6 +389,7 @@ func QueueMarkProjected(b interface{ Queue(string, ...any) }, commandIDs, aggreg
 		UPDATE strata.commands c SET status = 'projected', projected_at = now()
 		FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS t(id, agg, v)
 		WHERE c.id = t.id AND c.status = 'accepted' AND c.aggregate_id = t.agg AND c.version <= t.v
+			AND c.id = ANY($2::uuid[]) -- see indexedJoin
 		RETURNING c.id)
 		SELECT pg_notify($1, id::text) FROM marked`, NotifyChannel, commandIDs, aggregateIDs, versions)
 }

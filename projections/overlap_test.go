@@ -8,7 +8,7 @@ import (
 
 // TestOverlappingInstancesApplyOnce: after a rebalance the old owner of a
 // partition may still be applying a batch while the new owner applies the
-// same events. The version rows are locked, so whichever commits second
+// same events. The partition is locked, so whichever commits second
 // sees the first's versions: every event is applied once and the stored
 // version never moves back.
 func TestOverlappingInstancesApplyOnce(t *testing.T) {

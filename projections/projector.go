@@ -5,12 +5,15 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -43,7 +46,8 @@ type Event struct {
 	// bookkeeping such as a row's version need only be written then.
 	Last bool
 
-	partition int // the Kafka partition it came from
+	topic     string // the Kafka topic and partition it came from
+	partition int
 }
 
 // Projection is one read model: the topics it consumes and how it applies
@@ -174,7 +178,8 @@ func (b *Batch) queueTouches() {
 		t := b.touches[table]
 		b.b.Queue(`UPDATE `+table+` AS r SET version = t.v, updated_at = t.at
 			FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS t(id, v, at)
-			WHERE r.id = t.id AND r.version < t.v`, t.ids, t.versions, t.times)
+			WHERE r.id = t.id AND r.version < t.v
+			AND r.id = ANY($1::uuid[])`, t.ids, t.versions, t.times) // an index scan, whatever the statistics (see commands' indexedJoin)
 	}
 	b.touches, b.tables = nil, nil
 }
@@ -460,30 +465,45 @@ func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) 
 	return applied, nil
 }
 
-// loadVersions reads, and locks for the transaction, the applied version of
-// every aggregate in the batch. The lock makes two projector instances
-// that overlap during a rebalance apply an aggregate's events one after
-// the other: the second sees what the first applied and skips it.
+// loadVersions locks, for the transaction, the partitions the events came
+// from, then reads the applied version of every aggregate in the batch.
+// The locks make two projector instances that overlap during a rebalance
+// apply a partition's events one after the other: the second sees what the
+// first applied and skips it. An aggregate lives in one partition, so a
+// lock per partition (a few per batch, in memory) serves where a lock per
+// version row served before: those took a statement to create missing
+// rows and wrote a WAL record per row locked.
 func (p *Projector) loadVersions(ctx context.Context, tx pgx.Tx, events []*Event) (map[string]int64, error) {
 	seen := make(map[string]bool, len(events))
 	ids := make([]string, 0, len(events))
+	parts := map[[2]int32]bool{}
 	for _, e := range events {
+		parts[p.lockKey(e)] = true
 		if !seen[e.AggregateID] {
 			seen[e.AggregateID] = true
 			ids = append(ids, e.AggregateID)
 		}
 	}
-	sort.Strings(ids) // one lock order for every instance
-	if _, err := tx.Exec(ctx, `INSERT INTO `+p.schema()+`.projection_versions (projection, aggregate_id, version)
-		SELECT $1, a, 0 FROM unnest($2::uuid[]) AS a ORDER BY a ON CONFLICT DO NOTHING`, p.cfg.Projection.Name, ids); err != nil {
-		return nil, err
+	keys := slices.SortedFunc(maps.Keys(parts), func(a, b [2]int32) int { // one lock order for every instance
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	})
+	k1, k2 := make([]int32, len(keys)), make([]int32, len(keys))
+	for i, k := range keys {
+		k1[i], k2[i] = k[0], k[1]
 	}
-	rows, err := tx.Query(ctx, `SELECT aggregate_id::text, version FROM `+p.schema()+`.projection_versions
-		WHERE projection=$1 AND aggregate_id = ANY($2::uuid[]) ORDER BY aggregate_id FOR UPDATE`, p.cfg.Projection.Name, ids)
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock(k1, k2) FROM unnest($1::int4[], $2::int4[]) AS t(k1, k2)`, k1, k2)
+	b.Queue(`SELECT aggregate_id::text, version FROM `+p.schema()+`.projection_versions
+		WHERE projection=$1 AND aggregate_id = ANY($2::uuid[])`, p.cfg.Projection.Name, ids)
+	res := tx.SendBatch(ctx, b)
+	defer res.Close()
+	if _, err := res.Exec(); err != nil {
+		return nil, fmt.Errorf("lock partitions: %w", err)
+	}
+	rows, err := res.Query()
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	versions := make(map[string]int64, len(ids))
 	for rows.Next() {
 		var id string
@@ -493,7 +513,18 @@ func (p *Projector) loadVersions(ctx context.Context, tx pgx.Tx, events []*Event
 		}
 		versions[id] = v
 	}
-	return versions, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return versions, res.Close()
+}
+
+// lockKey is the advisory lock (two int4s: apart from the runtime's
+// bigint locks) of the projection's partition that e came from.
+func (p *Projector) lockKey(e *Event) [2]int32 {
+	h := fnv.New32a()
+	h.Write([]byte(p.cfg.Projection.Name + "\x00" + e.topic))
+	return [2]int32{int32(h.Sum32()), int32(e.partition)}
 }
 
 func (p *Projector) storeVersions(b *Batch, versions map[string]int64, changed map[string]bool) {
@@ -550,7 +581,7 @@ func (p *Projector) parse(m kafkago.Message) (*Event, error) {
 	e := &Event{
 		ID: h["ce_id"], Type: h["ce_type"], AggregateID: h["ce_subject"], Version: v,
 		CommandID: h["stratacommandid"], CorrelationID: h["stratacorrelationid"], Actor: h["strataactor"],
-		Data: m.Value, partition: m.Partition,
+		Data: m.Value, topic: m.Topic, partition: m.Partition,
 	}
 	e.Time, _ = time.Parse(time.RFC3339Nano, h["ce_time"])
 	def, ok := p.cfg.Decoder.ForEvent(e.Type)

@@ -85,3 +85,28 @@ func closedAddr(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+// TestConnectPricesRandomReadsForCachedData: sessions plan with
+// random_page_cost 1.1 unless the URL sets it.
+func TestConnectPricesRandomReadsForCachedData(t *testing.T) {
+	dbURL := testkit.Postgres(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("random_page_cost", "2.5")
+	u.RawQuery = q.Encode()
+	for url, want := range map[string]string{dbURL: "1.1", u.String(): "2.5"} {
+		pool, err := postgres.Connect(t.Context(), url)
+		if err != nil {
+			t.Fatalf("Connect: %v", err)
+		}
+		var got string
+		err = pool.QueryRow(t.Context(), `SHOW random_page_cost`).Scan(&got)
+		pool.Close()
+		if err != nil || got != want {
+			t.Errorf("random_page_cost = %q, %v; want %q", got, err, want)
+		}
+	}
+}
