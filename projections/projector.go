@@ -568,22 +568,38 @@ func (p *Projector) parseAll(msgs []kafkago.Message) ([]*Event, error) {
 
 var errNotStrata = errors.New("missing ce_type, ce_subject or strataversion")
 
-// parse reads the CloudEvents headers and decodes the data.
+// parse reads the CloudEvents headers and decodes the data. The headers
+// are read in one pass, without a map: a projector parses every event it
+// applies, and a map of a record's 14 headers was a tenth of its CPU.
 func (p *Projector) parse(m kafkago.Message) (*Event, error) {
-	h := map[string]string{}
-	for _, x := range m.Headers {
-		h[x.Key] = string(x.Value)
+	e := &Event{Data: m.Value, topic: m.Topic, partition: m.Partition}
+	var version, at []byte
+	for _, h := range m.Headers {
+		switch h.Key {
+		case "strataversion":
+			version = h.Value
+		case "ce_subject":
+			e.AggregateID = string(h.Value)
+		case "ce_type":
+			e.Type = string(h.Value)
+		case "ce_id":
+			e.ID = string(h.Value)
+		case "stratacommandid":
+			e.CommandID = string(h.Value)
+		case "stratacorrelationid":
+			e.CorrelationID = string(h.Value)
+		case "strataactor":
+			e.Actor = string(h.Value)
+		case "ce_time":
+			at = h.Value
+		}
 	}
-	v, err := strconv.ParseInt(h["strataversion"], 10, 64)
-	if err != nil || v < 1 || h["ce_subject"] == "" || h["ce_type"] == "" {
+	v, err := strconv.ParseInt(string(version), 10, 64)
+	if err != nil || v < 1 || e.AggregateID == "" || e.Type == "" {
 		return nil, errNotStrata
 	}
-	e := &Event{
-		ID: h["ce_id"], Type: h["ce_type"], AggregateID: h["ce_subject"], Version: v,
-		CommandID: h["stratacommandid"], CorrelationID: h["stratacorrelationid"], Actor: h["strataactor"],
-		Data: m.Value, topic: m.Topic, partition: m.Partition,
-	}
-	e.Time, _ = time.Parse(time.RFC3339Nano, h["ce_time"])
+	e.Version = v
+	e.Time, _ = time.Parse(time.RFC3339Nano, string(at))
 	def, ok := p.cfg.Decoder.ForEvent(e.Type)
 	if !ok {
 		p.log.Warn("unknown event type; advancing its version without applying", "type", e.Type)
