@@ -297,9 +297,7 @@ func (g *group) load(ctx context.Context, tx pgx.Tx, pending []pendingCommand) (
 	b.Queue(`SELECT id::text, true FROM strata.commands WHERE id = ANY($1::uuid[]) AND status <> 'pending'`, ids)
 	b.Queue(`SELECT e.aggregate_id::text, e.aggregate_type, e.version, e.type, e.data, e.hash
 		FROM `+g.w.exec.journal.schema+`.events e JOIN unnest($1::uuid[], $2::bigint[]) AS t(id, v)
-		ON e.aggregate_id = t.id AND e.version > t.v
-		WHERE e.aggregate_id = ANY($1::uuid[]) -- see indexedJoin
-		ORDER BY e.aggregate_id, e.version`, aggIDs, from)
+		ON e.aggregate_id = t.id AND e.version > t.v ORDER BY e.aggregate_id, e.version`, aggIDs, from)
 	res := tx.SendBatch(ctx, b)
 	defer res.Close()
 	decided := map[string]bool{}
@@ -499,8 +497,7 @@ func (g *group) write(ctx context.Context, tx pgx.Tx) error {
 	if len(releases) > 0 {
 		s, k, id := keyColumns(releases)
 		b.Queue(`DELETE FROM `+schema+`.unique_keys u USING unnest($1::text[], $2::text[], $3::uuid[]) AS t(s, k, a)
-			WHERE u.scope = t.s AND u.key = t.k AND u.aggregate_id = t.a
-			AND u.scope = ANY($1::text[]) AND u.key = ANY($2::text[])`, s, k, id) // see indexedJoin
+			WHERE u.scope = t.s AND u.key = t.k AND u.aggregate_id = t.a`, s, k, id)
 	}
 	if len(claims) > 0 {
 		s, k, id := keyColumns(claims)
@@ -522,7 +519,7 @@ func (g *group) write(ctx context.Context, tx pgx.Tx) error {
 		}
 		verifyAt = b.Len()
 		b.Queue(`SELECT count(*) FROM `+schema+`.events e JOIN unnest($1::uuid[], $2::bigint[]) AS t(id, v)
-			ON e.aggregate_id = t.id AND e.version > t.v WHERE e.aggregate_id = ANY($1::uuid[])`, ids, versions) // see indexedJoin
+			ON e.aggregate_id = t.id AND e.version > t.v`, ids, versions)
 	}
 	decideAt := -1
 	if len(g.outcomes) > 0 {
@@ -572,13 +569,17 @@ func (g *group) write(ctx context.Context, tx pgx.Tx) error {
 }
 
 // indexedJoin: a statement that joins a table to the rows of unnest($n)
-// on a key also says "key = ANY($n)". Postgres plans such a join by its
-// estimate of the table's matching rows; statistics of a table whose rows
-// flow through states (commands: pending → accepted → projected) or that
-// grew since its last analyze made that estimate tiny, and the planner
-// chose a hash join over a sequential scan of the whole table: 20 to 170
-// ms a batch on a table of 110,000 commands, and growing with it. With the
-// ANY, the table side is an index scan of exactly the rows wanted.
+// on the table's primary key also says "key = ANY($n)". Postgres plans such
+// a join by its estimate of the table's matching rows; statistics of a
+// table whose rows flow through states (commands: pending → accepted →
+// projected) or that grew since its last analyze made that estimate tiny,
+// and the planner chose a hash join over a sequential scan of the whole
+// table: 20 to 170 ms a batch on a table of 110,000 commands, and growing
+// with it. With the ANY, the table side is an index scan of exactly the
+// rows wanted. Not for a join on a prefix of the key plus a range (the
+// journal's aggregate_id = t.id AND version > t.v): there the ANY made
+// Postgres read every event of the aggregates, not the new ones (5 ms
+// against 0.25 ms for 50 aggregates of 100 events).
 
 // decideManySQL records many outcomes; rows already decided stay as they are.
 const decideManySQL = `INSERT INTO strata.commands
