@@ -166,6 +166,38 @@ func (s *StatusStore) drainPending(ctx context.Context) {
 // crash within a fraction of a second can lose it, and then the worker,
 // which upserts the outcome from the command itself, writes it again.
 func (s *StatusStore) insertMany(ctx context.Context, batch []pendingInsert) {
+	b := pendingBatch(batch)
+	res := s.pool.SendBatch(ctx, b)
+	_, err := res.Exec()
+	var out []*Status
+	if err == nil {
+		var rows pgx.Rows
+		if rows, err = res.Query(); err == nil {
+			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Status, error) { return scanStatus(r) })
+		}
+	}
+	if cerr := res.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || len(out) != len(batch) {
+		for _, p := range batch {
+			st, err := s.insertOne(ctx, s.pool, p.env, nil, p.hash)
+			p.done <- pendingResult{st, err}
+		}
+		return
+	}
+	byID := make(map[string]*Status, len(batch))
+	for _, st := range out {
+		byID[st.ID] = st
+	}
+	for _, p := range batch {
+		p.done <- pendingResult{st: byID[p.env.ID]}
+	}
+}
+
+// pendingBatch is the pipeline insertMany sends: the asynchronous-commit
+// setting, then the insert of every row, returning their statuses.
+func pendingBatch(batch []pendingInsert) *pgx.Batch {
 	n := len(batch)
 	ids, svc, typ, agg, actor, hash, at := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([][]byte, n), make([]time.Time, n)
@@ -180,32 +212,7 @@ func (s *StatusStore) insertMany(ctx context.Context, batch []pendingInsert) {
 		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bytea[], $7::timestamptz[])
 			AS t(id, service, type, agg, actor, hash, at)
 		RETURNING `+statusColumns, ids, svc, typ, agg, actor, hash, at)
-	res := s.pool.SendBatch(ctx, b)
-	_, err := res.Exec()
-	var out []*Status
-	if err == nil {
-		var rows pgx.Rows
-		if rows, err = res.Query(); err == nil {
-			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Status, error) { return scanStatus(r) })
-		}
-	}
-	if cerr := res.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil || len(out) != n {
-		for _, p := range batch {
-			st, err := s.insertOne(ctx, s.pool, p.env, nil, p.hash)
-			p.done <- pendingResult{st, err}
-		}
-		return
-	}
-	byID := make(map[string]*Status, n)
-	for _, st := range out {
-		byID[st.ID] = st
-	}
-	for _, p := range batch {
-		p.done <- pendingResult{st: byID[p.env.ID]}
-	}
+	return b
 }
 
 // asyncCommit queues, first on b, the setting that makes the commit of

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/strata-cqrs/strata/internal/postgres"
 	"github.com/strata-cqrs/strata/internal/testkit"
 )
@@ -60,22 +58,30 @@ func TestPendingRowsAreBatched(t *testing.T) {
 	}
 }
 
-// TestPendingBatchCommitsAsynchronously: the pipeline of pending rows
-// commits with synchronous_commit off, and the setting ends with it (the
-// pooled connection's next transaction commits durably again).
+// TestPendingBatchCommitsAsynchronously: the pipeline that writes pending
+// rows commits with synchronous_commit off, and the setting ends with it
+// (the pooled connection's next transaction commits durably again).
 func TestPendingBatchCommitsAsynchronously(t *testing.T) {
 	ctx := t.Context()
 	pool := testkit.PostgresPool(t)
+	if err := postgres.Migrate(ctx, pool, Migrations("auth")); err != nil {
+		t.Fatal(err)
+	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Release()
-	b := asyncCommit(&pgx.Batch{})
-	b.Queue(`SELECT current_setting('synchronous_commit')`)
+	env := &Envelope{ID: NewID(), Type: "auth.CreateRole", AggregateID: NewID(), Actor: Actor{UserID: "u"}, IssuedAt: time.Now()}
+	b := pendingBatch([]pendingInsert{{env: env}})
+	b.Queue(`SELECT current_setting('synchronous_commit')`) // a probe at the end of the same pipeline
 	res := conn.SendBatch(ctx, b)
-	var set, during, after string
-	if err := res.QueryRow().Scan(&set); err != nil {
+	var during, after, status string
+	if _, err := res.Exec(); err != nil {
+		t.Fatal(err)
+	}
+	if err := res.QueryRow().Scan(new(string), new(string), new(string), new(string), &status, new(*string), new(*string),
+		new(*int64), new(time.Time), new(*time.Time), new(*time.Time)); err != nil {
 		t.Fatal(err)
 	}
 	if err := res.QueryRow().Scan(&during); err != nil {
@@ -87,7 +93,7 @@ func TestPendingBatchCommitsAsynchronously(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&after); err != nil {
 		t.Fatal(err)
 	}
-	if during != "off" || after != "on" {
-		t.Fatalf("synchronous_commit in the pipeline = %q, after it = %q; want off, then on", during, after)
+	if status != StatusPending || during != "off" || after != "on" {
+		t.Fatalf("row %q; synchronous_commit in the pipeline = %q, after it = %q; want pending, off, then on", status, during, after)
 	}
 }

@@ -47,7 +47,7 @@ func shapeOf(sql string, n int) *insertShape {
 		return s
 	}
 	var s *insertShape
-	if m := insertPattern.FindStringSubmatch(sql); m != nil && balanced(m[2]) && !strings.Contains(strings.ToUpper(m[2]), "SELECT") {
+	if m := insertPattern.FindStringSubmatch(sql); m != nil && balanced(m[2]) && plainRow(m[2]) {
 		width := 0
 		for _, p := range paramPattern.FindAllStringSubmatch(m[2], -1) {
 			i, _ := strconv.Atoi(p[1])
@@ -63,6 +63,16 @@ func shapeOf(sql string, n int) *insertShape {
 	}
 	return s
 }
+
+// notPlain finds what a row must not hold to be merged: a comment, a
+// string literal holding a "$" (renumbering would change it), or a
+// subquery, which in a merged insert would not see the rows inserted
+// before it by the same statement.
+var notPlain = regexp.MustCompile(`(?i)--|/\*|'[^']*\$[^']*'|\b(SELECT|WITH|TABLE|VALUES)\b`)
+
+// plainRow reports whether a row of values may be repeated with renumbered
+// parameters.
+func plainRow(row string) bool { return !notPlain.MatchString(row) }
 
 // balanced reports whether the parentheses of s pair up, so the text
 // between VALUES' parentheses is one row, not "a), (b".

@@ -26,6 +26,9 @@ func TestInsertShapes(t *testing.T) {
 		{`INSERT INTO s.t (a, b) VALUES ($1,$2), ($3,$4)`, 4, false},
 		{`INSERT INTO s.t (a, b) SELECT a, $2 FROM unnest($1::uuid[]) AS a`, 2, false},
 		{`UPDATE s.t SET b=$2 WHERE a=$1`, 2, false},
+		{`INSERT INTO s.t (a, b) VALUES ($1,'costs $2')`, 1, false},
+		{`INSERT INTO s.t (a, b) VALUES ($1, $2) -- note`, 2, false},
+		{`INSERT INTO s.t (a, b) VALUES ($1,(WITH x AS (SELECT 1) TABLE x))`, 1, false},
 	} {
 		if got := shapeOf(c.sql, c.n) != nil; got != c.merge {
 			t.Errorf("shapeOf(%q, %d) merges = %v, want %v", c.sql, c.n, got, c.merge)
@@ -77,6 +80,10 @@ func TestBatchMergesInsertsAsSentOneByOne(t *testing.T) {
 	b.Queue(ins, 5, "second")
 	b.Queue(upd, 1, "+a")
 	b.Queue(upd, 1, "+b") // twice in a row: must not be one statement
+	b.flushRun()
+	if got := b.b.Len(); got != 6 { // 6 rows as 4+2, the delete, 2 rows, two updates
+		t.Fatalf("%d statements for 11 queued, want 6", got)
+	}
 	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return b.Send(ctx, tx) }); err != nil {
 		t.Fatal(err)
 	}

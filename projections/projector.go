@@ -103,6 +103,7 @@ type Batch struct {
 	b       pgx.Batch
 	run     *run // the statements being gathered, not yet in b
 	queued  int
+	expect  map[int]int64 // statement index in b → rows it must affect
 	touches map[string]*touches
 	tables  []string // the touched tables, in first-touch order
 }
@@ -128,6 +129,18 @@ func (b *Batch) Queue(sql string, args ...any) {
 		r.args = append(make([]any, 0, 8*len(args)), args...) // grown by the run, not the caller's array
 	}
 	b.run = r
+}
+
+// queueExpecting adds a statement that must affect exactly rows rows;
+// Send fails with ErrOverlap when it affects another number.
+func (b *Batch) queueExpecting(rows int64, sql string, args ...any) {
+	b.flushRun()
+	b.queued++
+	if b.expect == nil {
+		b.expect = map[int]int64{}
+	}
+	b.expect[b.b.Len()] = rows
+	b.b.Queue(sql, args...)
 }
 
 // flushRun moves the gathered statements into the pgx batch.
@@ -195,9 +208,14 @@ func (b *Batch) Send(ctx context.Context, tx pgx.Tx) error {
 	}
 	res := tx.SendBatch(ctx, &b.b)
 	for i := range n {
-		if _, err := res.Exec(); err != nil {
+		tag, err := res.Exec()
+		if err != nil {
 			_ = res.Close()
 			return fmt.Errorf("statement %d of %d: %w", i+1, n, err)
+		}
+		if want, ok := b.expect[i]; ok && tag.RowsAffected() != want {
+			_ = res.Close()
+			return fmt.Errorf("%w: statement %d of %d affected %d rows, want %d", ErrOverlap, i+1, n, tag.RowsAffected(), want)
 		}
 	}
 	return res.Close()
@@ -414,6 +432,10 @@ func MarkLast(events []*Event, applied map[string]int64) {
 	}
 }
 
+// ErrOverlap means another writer stored versions of the batch's
+// aggregates after the batch read them; the batch is applied again.
+var ErrOverlap = errors.New("projector: another writer applied these aggregates meanwhile")
+
 // ErrGap means an event arrived whose predecessor was never applied.
 var ErrGap = errors.New("projector: version gap")
 
@@ -426,6 +448,7 @@ func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) 
 	if err != nil {
 		return 0, err
 	}
+	read := maps.Clone(versions)
 	MarkLast(events, versions)
 	b := &Batch{}
 	changed := map[string]bool{}
@@ -455,7 +478,7 @@ func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) 
 		changed[e.AggregateID] = true
 		applied++
 	}
-	p.storeVersions(b, versions, changed)
+	p.storeVersions(b, read, versions, changed)
 	if len(marks.ids) > 0 {
 		p.cfg.Mark(b, marks.ids, marks.aggs, marks.versions)
 	}
@@ -527,21 +550,36 @@ func (p *Projector) lockKey(e *Event) [2]int32 {
 	return [2]int32{int32(h.Sum32()), int32(e.partition)}
 }
 
-func (p *Projector) storeVersions(b *Batch, versions map[string]int64, changed map[string]bool) {
-	if len(changed) == 0 {
-		return
-	}
-	ids := make([]string, 0, len(changed))
-	vs := make([]int64, 0, len(changed))
+// storeVersions queues the new versions of the changed aggregates as a
+// compare-and-set against the versions the batch read: a row still at the
+// version read is moved on, a row that was missing is inserted. If another
+// writer moved one in between, fewer rows are affected and the batch fails
+// with ErrOverlap, to be applied again from what that writer stored. The
+// partition locks make that impossible between instances of this build;
+// the check also holds against a build that locked version rows instead,
+// and against an aggregate whose partition changed.
+func (p *Projector) storeVersions(b *Batch, read, versions map[string]int64, changed map[string]bool) {
+	var ids, newIDs []string
+	var vs, was, newVs []int64
 	for id := range changed {
-		ids = append(ids, id)
-		vs = append(vs, versions[id])
+		if old, ok := read[id]; ok {
+			ids, vs, was = append(ids, id), append(vs, versions[id]), append(was, old)
+		} else {
+			newIDs, newVs = append(newIDs, id), append(newVs, versions[id])
+		}
 	}
-	b.Queue(`INSERT INTO `+p.schema()+`.projection_versions (projection, aggregate_id, version)
-		SELECT $1, a, v FROM unnest($2::uuid[], $3::bigint[]) AS t(a, v)
-		ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = EXCLUDED.version
-		WHERE `+p.schema()+`.projection_versions.version < EXCLUDED.version`,
-		p.cfg.Projection.Name, ids, vs)
+	table := p.schema() + `.projection_versions`
+	if len(ids) > 0 {
+		b.queueExpecting(int64(len(ids)), `UPDATE `+table+` AS pv SET version = t.v
+			FROM unnest($2::uuid[], $3::bigint[], $4::bigint[]) AS t(a, v, was)
+			WHERE pv.projection = $1 AND pv.aggregate_id = t.a AND pv.version = t.was
+			AND pv.aggregate_id = ANY($2::uuid[])`, p.cfg.Projection.Name, ids, vs, was)
+	}
+	if len(newIDs) > 0 {
+		b.queueExpecting(int64(len(newIDs)), `INSERT INTO `+table+` (projection, aggregate_id, version)
+			SELECT $1, a, v FROM unnest($2::uuid[], $3::bigint[]) AS t(a, v) ON CONFLICT DO NOTHING`,
+			p.cfg.Projection.Name, newIDs, newVs)
+	}
 }
 
 func (p *Projector) schema() string { return pgx.Identifier{p.cfg.Projection.Schema}.Sanitize() }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -35,16 +36,11 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = DefaultMaxConns
 	}
-	cfg.AfterConnect = RegisterTypes
-	// The runtime's hot statements look rows up by key in batches of up to
-	// thousands (statuses, versions, journal heads). With the default
-	// random_page_cost of 4, made for spinning disks, Postgres priced 2,000
-	// index probes above a sequential scan of a 110,000-row table and
-	// scanned it, 20-170 ms a batch instead of about 5. 1.1 is the usual
-	// setting for SSDs or a cached working set; a URL that sets
-	// random_page_cost itself keeps its value.
-	if _, set := cfg.ConnConfig.RuntimeParams["random_page_cost"]; !set {
-		cfg.ConnConfig.RuntimeParams["random_page_cost"] = "1.1"
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		if err := RegisterTypes(ctx, conn); err != nil {
+			return err
+		}
+		return priceCachedReads(ctx, conn)
 	}
 	where := describe(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -56,6 +52,22 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("postgres: connect to %s: %w", where, err)
 	}
 	return pool, nil
+}
+
+// priceCachedReads sets random_page_cost to 1.1 for the session unless
+// something else set it (the server's configuration, ALTER DATABASE or
+// ROLE, the URL or PGOPTIONS). The runtime's hot statements look rows up
+// by key in batches of up to thousands (statuses, versions, journal
+// heads). With the default of 4, made for spinning disks, Postgres priced
+// 2,000 index probes above a sequential scan of a 110,000-row table and
+// scanned it, 20-170 ms a batch instead of about 5. 1.1 is the usual
+// setting for SSDs or a cached working set. It is set after connecting,
+// not as a startup parameter, which PgBouncer refuses and which would
+// outrank the database's and the role's own settings.
+func priceCachedReads(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, `SELECT set_config('random_page_cost', '1.1', false)
+		WHERE (SELECT source FROM pg_settings WHERE name = 'random_page_cost') = 'default'`)
+	return err
 }
 
 // describe names the server and database of cfg without credentials.

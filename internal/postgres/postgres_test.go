@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/strata-cqrs/strata/internal/postgres"
 	"github.com/strata-cqrs/strata/internal/testkit"
 )
@@ -87,7 +89,7 @@ func closedAddr(t *testing.T) string {
 }
 
 // TestConnectPricesRandomReadsForCachedData: sessions plan with
-// random_page_cost 1.1 unless the URL sets it.
+// random_page_cost 1.1 unless the URL or the database sets it.
 func TestConnectPricesRandomReadsForCachedData(t *testing.T) {
 	dbURL := testkit.Postgres(t)
 	u, err := url.Parse(dbURL)
@@ -98,15 +100,34 @@ func TestConnectPricesRandomReadsForCachedData(t *testing.T) {
 	q.Set("random_page_cost", "2.5")
 	u.RawQuery = q.Encode()
 	for url, want := range map[string]string{dbURL: "1.1", u.String(): "2.5"} {
-		pool, err := postgres.Connect(t.Context(), url)
-		if err != nil {
-			t.Fatalf("Connect: %v", err)
-		}
-		var got string
-		err = pool.QueryRow(t.Context(), `SHOW random_page_cost`).Scan(&got)
-		pool.Close()
-		if err != nil || got != want {
-			t.Errorf("random_page_cost = %q, %v; want %q", got, err, want)
-		}
+		checkRandomPageCost(t, url, want)
+	}
+	// A database's own setting stands.
+	pool, err := postgres.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	_, err = pool.Exec(t.Context(), `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` SET random_page_cost = 3`)
+	pool.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRandomPageCost(t, dbURL, "3")
+}
+
+// checkRandomPageCost connects with url and compares the session's
+// random_page_cost with want.
+func checkRandomPageCost(t *testing.T, url, want string) {
+	t.Helper()
+	pool, err := postgres.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	var got string
+	err = pool.QueryRow(t.Context(), `SHOW random_page_cost`).Scan(&got)
+	pool.Close()
+	if err != nil || got != want {
+		t.Errorf("random_page_cost = %q, %v; want %q", got, err, want)
 	}
 }

@@ -41,9 +41,10 @@ func TestStringsTravelAsBinaryUUIDs(t *testing.T) {
 	if want := []string{"0197a000-0000-7000-8000-000000000001", "0197a000-0000-7000-8000-0000000000ff"}; !slices.Equal(got, want) {
 		t.Fatalf("uuid[] round trip = %v, want %v", got, want)
 	}
-	var braces string
-	if err := conn.QueryRow(ctx, `SELECT ($1::uuid)::text`, "{0197a000-0000-7000-8000-000000000001}").Scan(&braces); err != nil || braces != ids[0] {
-		t.Fatalf("a braced uuid = %q, %v; want %q (sent as text, read by Postgres)", braces, err, ids[0])
+	var braced []string
+	if err := conn.QueryRow(ctx, `SELECT $1::uuid[]::text[]`, []string{"{0197a000-0000-7000-8000-000000000001}"}).Scan(&braced); err != nil ||
+		len(braced) != 1 || braced[0] != ids[0] {
+		t.Fatalf("a braced uuid in a uuid[] = %v, %v; want [%s] (sent as text, read by Postgres)", braced, err, ids[0])
 	}
 	var pgErr *pgconn.PgError
 	_, err = conn.Exec(ctx, `SELECT $1::uuid[]`, []string{ids[0], "not-a-uuid"})

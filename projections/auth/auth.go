@@ -97,10 +97,23 @@ CREATE VIEW auth_read.user_permissions AS
 //     a grant insert took. A role's deletion deletes its grants itself;
 //   - the index of grants by permission, which no query uses (reads go
 //     from a role or a user to its permissions).
+//
+// Without the cascade, the effective permissions no longer rely on a
+// deleted role's grants being gone: the view joins roles, so grants left
+// behind (a role deleted by a build from before this migration, or by
+// hand) grant nothing; and the migration removes any already orphaned.
 const schemaV3 = `
 ALTER TABLE auth_read.role_permissions DROP CONSTRAINT role_permissions_role_id_fkey;
 ALTER TABLE auth_read.user_roles DROP CONSTRAINT user_roles_user_id_fkey;
 DROP INDEX auth_read.role_permissions_permission;
+CREATE OR REPLACE VIEW auth_read.user_permissions AS
+	SELECT DISTINCT ur.user_id, p.id AS permission_id, p.name AS permission_name
+	FROM auth_read.user_roles ur
+	JOIN auth_read.roles r ON r.id = ur.role_id
+	JOIN auth_read.role_permissions rp ON rp.role_id = ur.role_id
+	JOIN auth_read.permissions p ON p.id = rp.permission_id;
+DELETE FROM auth_read.role_permissions rp
+	WHERE NOT EXISTS (SELECT 1 FROM auth_read.roles r WHERE r.id = rp.role_id);
 `
 
 // Apply queues the statements of one auth event on the projector's batch.

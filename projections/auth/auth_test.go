@@ -238,6 +238,36 @@ func TestRoles(t *testing.T) {
 			t.Fatalf("role = %+v, want only %v at version 4, updated at %v", got, want, at(21))
 		}
 	})
+	t.Run("GrantsOfAMissingRoleGrantNothing", func(t *testing.T) {
+		// A role row gone while its grants stay (deleted by a build from
+		// before the foreign keys were dropped, or by hand): the
+		// effective permissions join roles, so the grants count for
+		// nothing. Readers grants roles:write; Ada does not hold Readers,
+		// so give her the role's grants through a dangling assignment.
+		if _, err := pool.Exec(ctx, `INSERT INTO auth_read.user_roles (user_id, role_id, role_name, assigned_at)
+			VALUES ($1, $2, 'Readers', now())`, ada, readers); err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Exec(ctx, `DELETE FROM auth_read.user_roles WHERE user_id=$1 AND role_id=$2`, ada, readers) //nolint:errcheck
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx) //nolint:errcheck
+		if _, err := tx.Exec(ctx, `DELETE FROM auth_read.roles WHERE id=$1`, admins); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM auth_read.user_permissions WHERE user_id=$1 AND permission_name='roles:read'`, ada).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("Ada holds roles:read through the grants of a role that is gone (%d rows)", n)
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM auth_read.user_permissions WHERE user_id=$1 AND permission_name='roles:write'`, ada).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("Ada's roles:write through Readers: %d rows, %v; want 1", n, err)
+		}
+	})
 	t.Run("RoleDeletedRemovesRoleAndGrants", func(t *testing.T) {
 		if _, err := store.Role(ctx, temps); !errors.Is(err, auth.ErrNotFound) {
 			t.Errorf("Role(deleted) error = %v, want ErrNotFound", err)
