@@ -205,22 +205,16 @@ func pendingBatch(batch []pendingInsert) *pgx.Batch {
 		e := p.env
 		ids[i], svc[i], typ[i], agg[i], actor[i], hash[i], at[i] = e.ID, e.Service(), e.Type, e.AggregateID, e.Actor.UserID, p.hash, e.IssuedAt
 	}
-	b := asyncCommit(&pgx.Batch{})
+	// A pipeline sent without BEGIN is one implicit transaction: the
+	// setting holds for the insert and its commit, and for nothing after.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
 	b.Queue(`INSERT INTO strata.commands
 		(id, service, type, aggregate_id, actor, status, request_hash, submitted_at)
 		SELECT id, service, type, agg, actor, 'pending', hash, at
 		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bytea[], $7::timestamptz[])
 			AS t(id, service, type, agg, actor, hash, at)
 		RETURNING `+statusColumns, ids, svc, typ, agg, actor, hash, at)
-	return b
-}
-
-// asyncCommit queues, first on b, the setting that makes the commit of
-// b's transaction asynchronous. A pipeline sent without BEGIN is one
-// implicit transaction, so the setting holds for its statements and their
-// commit, and for nothing sent after.
-func asyncCommit(b *pgx.Batch) *pgx.Batch {
-	b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
 	return b
 }
 

@@ -39,29 +39,32 @@ var shapes sync.Map // string → *insertShape (nil when not mergeable)
 
 // shapeOf returns the insert shape of sql for n arguments, or nil.
 func shapeOf(sql string, n int) *insertShape {
-	if v, ok := shapes.Load(sql); ok {
-		s, _ := v.(*insertShape)
-		if s != nil && s.width != n {
-			return nil
-		}
+	v, ok := shapes.Load(sql)
+	if !ok {
+		v = analyse(sql)
+		shapes.Store(sql, v)
+	}
+	if s := v.(*insertShape); s != nil && s.width == n {
 		return s
 	}
-	var s *insertShape
-	if m := insertPattern.FindStringSubmatch(sql); m != nil && balanced(m[2]) && plainRow(m[2]) {
-		width := 0
-		for _, p := range paramPattern.FindAllStringSubmatch(m[2], -1) {
-			i, _ := strconv.Atoi(p[1])
-			width = max(width, i)
-		}
-		if width > 0 && !paramPattern.MatchString(m[1]+m[3]) {
-			s = &insertShape{head: m[1], row: m[2], tail: m[3], width: width}
-		}
-	}
-	shapes.Store(sql, s)
-	if s != nil && s.width != n {
+	return nil
+}
+
+// analyse splits a mergeable insert into its shape; nil when it is not one.
+func analyse(sql string) *insertShape {
+	m := insertPattern.FindStringSubmatch(sql)
+	if m == nil || !balanced(m[2]) || !plainRow(m[2]) || paramPattern.MatchString(m[1]+m[3]) {
 		return nil
 	}
-	return s
+	width := 0
+	for _, p := range paramPattern.FindAllStringSubmatch(m[2], -1) {
+		i, _ := strconv.Atoi(p[1])
+		width = max(width, i)
+	}
+	if width == 0 {
+		return nil
+	}
+	return &insertShape{head: m[1], row: m[2], tail: m[3], width: width}
 }
 
 // notPlain finds what a row must not hold to be merged: a comment, a

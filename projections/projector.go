@@ -101,8 +101,7 @@ type MarkProjected func(b interface{ Queue(string, ...any) }, commandIDs, aggreg
 // set-based UPDATE per table.
 type Batch struct {
 	b       pgx.Batch
-	run     *run // the statements being gathered, not yet in b
-	queued  int
+	run     *run          // the statements being gathered, not yet in b
 	expect  map[int]int64 // statement index in b → rows it must affect
 	touches map[string]*touches
 	tables  []string // the touched tables, in first-touch order
@@ -118,7 +117,6 @@ type touches struct {
 
 // Queue adds a statement.
 func (b *Batch) Queue(sql string, args ...any) {
-	b.queued++
 	if r := b.run; r != nil && r.shape != nil && r.sql == sql && len(args) == r.shape.width {
 		r.args, r.rows = append(r.args, args...), r.rows+1
 		return
@@ -135,7 +133,6 @@ func (b *Batch) Queue(sql string, args ...any) {
 // Send fails with ErrOverlap when it affects another number.
 func (b *Batch) queueExpecting(rows int64, sql string, args ...any) {
 	b.flushRun()
-	b.queued++
 	if b.expect == nil {
 		b.expect = map[int]int64{}
 	}
@@ -151,10 +148,6 @@ func (b *Batch) flushRun() {
 	b.run.statements(func(sql string, args []any) { b.b.Queue(sql, args...) })
 	b.run = nil
 }
-
-// Len returns the number of statements queued (as queued, before inserts
-// are merged), touches included.
-func (b *Batch) Len() int { return b.queued + len(b.tables) }
 
 // Touch sets the version and update time of the event's own row of table
 // (schema-qualified, keyed by id), plus the assignments in set, which may
@@ -499,15 +492,23 @@ func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) 
 func (p *Projector) loadVersions(ctx context.Context, tx pgx.Tx, events []*Event) (map[string]int64, error) {
 	seen := make(map[string]bool, len(events))
 	ids := make([]string, 0, len(events))
-	parts := map[[2]int32]bool{}
+	type partition struct {
+		topic string
+		n     int
+	}
+	parts := map[partition]bool{}
 	for _, e := range events {
-		parts[p.lockKey(e)] = true
+		parts[partition{e.topic, e.partition}] = true
 		if !seen[e.AggregateID] {
 			seen[e.AggregateID] = true
 			ids = append(ids, e.AggregateID)
 		}
 	}
-	keys := slices.SortedFunc(maps.Keys(parts), func(a, b [2]int32) int { // one lock order for every instance
+	keys := make([][2]int32, 0, len(parts))
+	for part := range parts {
+		keys = append(keys, p.lockKey(part.topic, part.n))
+	}
+	slices.SortFunc(keys, func(a, b [2]int32) int { // one lock order for every instance
 		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
 	})
 	k1, k2 := make([]int32, len(keys)), make([]int32, len(keys))
@@ -543,11 +544,11 @@ func (p *Projector) loadVersions(ctx context.Context, tx pgx.Tx, events []*Event
 }
 
 // lockKey is the advisory lock (two int4s: apart from the runtime's
-// bigint locks) of the projection's partition that e came from.
-func (p *Projector) lockKey(e *Event) [2]int32 {
+// bigint locks) of one of the projection's partitions.
+func (p *Projector) lockKey(topic string, partition int) [2]int32 {
 	h := fnv.New32a()
-	h.Write([]byte(p.cfg.Projection.Name + "\x00" + e.topic))
-	return [2]int32{int32(h.Sum32()), int32(e.partition)}
+	h.Write([]byte(p.cfg.Projection.Name + "\x00" + topic))
+	return [2]int32{int32(h.Sum32()), int32(partition)}
 }
 
 // storeVersions queues the new versions of the changed aggregates as a
