@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/strata-cqrs/strata/aggregates"
+	"github.com/strata-cqrs/strata/internal/postgres"
 )
 
 // errSlowPath means a batch cannot be group-committed as planned (a unique
@@ -187,7 +188,7 @@ type pendingCommand struct {
 // groupCommit decides a batch with a fixed number of round trips, in g:
 // g.states holds the states the batch involved, also on failure, so the
 // caller can cache or distrust them.
-func (w *Worker) groupCommit(ctx context.Context, tx pgx.Tx, cmds []*Envelope, g *group) error {
+func (w *Worker) groupCommit(ctx context.Context, tx postgres.Batcher, cmds []*Envelope, g *group) error {
 	pending := make([]pendingCommand, 0, len(cmds))
 	for _, env := range cmds {
 		if w.exec.carriesSecret(env.Type) {
@@ -246,7 +247,7 @@ func (w *Worker) decode(env *Envelope) pendingCommand {
 
 // load reads, in one round trip, which commands were already decided and
 // the events each involved aggregate gained since its cached state.
-func (g *group) load(ctx context.Context, tx pgx.Tx, pending []pendingCommand) (map[string]bool, error) {
+func (g *group) load(ctx context.Context, tx postgres.Batcher, pending []pendingCommand) (map[string]bool, error) {
 	ids := make([]string, 0, len(pending))
 	var aggIDs []string
 	var from []int64
@@ -490,7 +491,7 @@ func (g *group) rejectErr(env *Envelope, err error) error {
 
 // write sends every write of the batch in one pipeline. A contested key
 // or a concurrent append returns errSlowPath.
-func (g *group) write(ctx context.Context, tx pgx.Tx) error {
+func (g *group) write(ctx context.Context, tx postgres.Batcher) error {
 	schema := g.w.exec.journal.schema
 	releases, claims := g.keyRows(false), g.keyRows(true)
 	b := &pgx.Batch{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/strata-cqrs/strata/internal/kafka"
+	"github.com/strata-cqrs/strata/internal/postgres"
 )
 
 // RelayConfig configures a service's relay.
@@ -156,12 +158,10 @@ func (r *Relay) lead(ctx context.Context) error {
 	// burst the table's statistics are stale and the planner would sort
 	// every unpublished row per batch (measured: 32 ms instead of 0.9 ms for
 	// 2000 of 50000); this pins the ordered scan of the partial index.
-	// Custom plans see the rows being marked as a constant array, which
-	// Postgres (15+) hashes: a generic plan compares every row it scans
-	// with each of them, 2000 × 2000 comparisons a batch (measured with
-	// `strata bench relay`: 62-67k events/s instead of 37-41k).
+	// Reads plan once per connection (postgres.GenericPlans), except
+	// those that leave out rows being marked: see unpublished.
 	if _, err := conn.Exec(ctx, `SET enable_bitmapscan = off; SET enable_seqscan = off; SET enable_sort = off;
-		SET plan_cache_mode = force_custom_plan`); err != nil {
+		SET plan_cache_mode = force_generic_plan`); err != nil {
 		return err
 	}
 	for {
@@ -226,25 +226,52 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // unpublished reads up to BatchSize unpublished rows in position order,
-// leaving out those still being marked.
-func (r *Relay) unpublished(ctx context.Context, q Querier, marking []int64) ([]JournalEvent, error) {
-	if marking == nil {
-		marking = []int64{}
+// leaving out those still being marked. Rows are left out only after a
+// full batch, and on a custom plan: it sees the rows being marked as a
+// constant array, which Postgres (15+) hashes, where a generic plan
+// compares every row it scans with each of them, 2000 × 2000 comparisons
+// a batch (measured with `strata bench relay`: 62-67k events/s instead of
+// 37-41k). The read after a partial batch, the usual one below full load,
+// runs on the connection's generic plan: planning it cost twice its
+// execution.
+func (r *Relay) unpublished(ctx context.Context, q postgres.Batcher, marking []int64) ([]JournalEvent, error) {
+	const read = `SELECT position, event_id, aggregate_type, aggregate_id, version, type, data,
+		metadata, occurred_at, prev_hash, hash FROM %s.events
+		WHERE published_at IS NULL %s ORDER BY position LIMIT $1`
+	b := &pgx.Batch{}
+	if len(marking) == 0 {
+		b.Queue(fmt.Sprintf(read, r.journal.schema, ""), r.cfg.BatchSize)
+	} else {
+		b.Queue(`SELECT set_config('plan_cache_mode', 'force_custom_plan', true)`)
+		b.Queue(fmt.Sprintf(read, r.journal.schema, "AND position <> ALL($2::bigint[])"), r.cfg.BatchSize, marking)
 	}
-	rows, err := q.Query(ctx, `SELECT position, event_id, aggregate_type, aggregate_id, version, type, data,
-		metadata, occurred_at, prev_hash, hash FROM `+r.journal.schema+`.events
-		WHERE published_at IS NULL AND position <> ALL($2::bigint[]) ORDER BY position LIMIT $1`, r.cfg.BatchSize, marking)
+	res := q.SendBatch(ctx, b)
+	defer res.Close()
+	if len(marking) > 0 {
+		if _, err := res.Exec(); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := res.Query()
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, scanJournalEvent)
+	events, err := pgx.CollectRows(rows, scanJournalEvent)
+	if err != nil {
+		return nil, err
+	}
+	return events, res.Close()
 }
 
-// mark records rows as published.
+// mark records rows as published, on the generic plan (an index scan of
+// the positions, planned once per connection instead of per batch). The
+// pipeline without BEGIN is one implicit transaction, so the setting holds
+// for the update and nothing after it.
 func (r *Relay) mark(ctx context.Context, positions []int64) error {
-	_, err := r.cfg.Pool.Exec(ctx, `UPDATE `+r.journal.schema+`.events SET published_at = now()
-		WHERE position = ANY($1)`, positions)
-	return err
+	b := &pgx.Batch{}
+	b.Queue(postgres.GenericPlans)
+	b.Queue(`UPDATE `+r.journal.schema+`.events SET published_at = now() WHERE position = ANY($1)`, positions)
+	return r.cfg.Pool.SendBatch(ctx, b).Close()
 }
 
 // message builds the Kafka record of a journal event: the event's

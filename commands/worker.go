@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-cqrs/strata/aggregates"
 	"github.com/strata-cqrs/strata/internal/kafka"
+	"github.com/strata-cqrs/strata/internal/postgres"
 )
 
 // WorkerConfig configures a service's command worker.
@@ -201,11 +202,17 @@ func (w *Worker) dead(ctx context.Context, msgs []kafkago.Message) error {
 	return w.dlq.WriteMessages(ctx, msgs...)
 }
 
+// groupSetup starts a group commit's transaction: its statements look
+// commands and journal heads up by key, where the generic plan is the plan
+// (postgres.GenericPlans).
+var groupSetup = []string{postgres.GenericPlans}
+
 // commit decides a batch in one transaction: group-committed when it can
-// be, otherwise command by command in savepoints.
+// be, otherwise command by command in savepoints. The group commit's BEGIN
+// travels with its first reads (postgres.InTx).
 func (w *Worker) commit(ctx context.Context, cmds []incoming) error {
 	g := w.newGroup()
-	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+	err := postgres.InTx(ctx, w.cfg.Pool, groupSetup, func(tx *postgres.Tx) error {
 		var genuine []*Envelope
 		for _, c := range cmds {
 			if !c.forged {
@@ -270,7 +277,7 @@ func (w *Worker) decideAll(ctx context.Context, tx pgx.Tx, cmds []incoming) erro
 
 // recordForged gives a forged command's id a rejected status unless the id
 // already has one: a forgery never settles a genuine pending command.
-func recordForged(ctx context.Context, tx pgx.Tx, env *Envelope) error {
+func recordForged(ctx context.Context, tx postgres.Batcher, env *Envelope) error {
 	tag, err := tx.Exec(ctx, `INSERT INTO strata.commands
 		(id, service, type, aggregate_id, actor, status, code, reason, submitted_at, decided_at)
 		VALUES ($1,$2,$3,$4,$5,'rejected',$6,'missing or invalid command signature',now(),now())

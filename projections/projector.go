@@ -192,7 +192,7 @@ func (b *Batch) queueTouches() {
 
 // Send runs the statements in tx and returns the first error, naming the
 // statement that failed.
-func (b *Batch) Send(ctx context.Context, tx pgx.Tx) error {
+func (b *Batch) Send(ctx context.Context, tx postgres.Batcher) error {
 	b.flushRun()
 	b.queueTouches()
 	n := b.b.Len()
@@ -390,7 +390,7 @@ func (p *Projector) applyParts(ctx context.Context, events []*Event, retry bool)
 		}
 		g.Go(func() error {
 			applied := 0
-			err := pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) (err error) {
+			err := postgres.InTx(ctx, p.cfg.Pool, nil, func(tx *postgres.Tx) (err error) {
 				applied, err = p.applyBatch(ctx, tx, part)
 				return err
 			})
@@ -436,7 +436,7 @@ var ErrGap = errors.New("projector: version gap")
 // failing on gaps, then stores the new versions and settles the commands:
 // one round trip to read versions and one for every write. It returns how
 // many events it applied.
-func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) (int, error) {
+func (p *Projector) applyBatch(ctx context.Context, tx postgres.Batcher, events []*Event) (int, error) {
 	versions, err := p.loadVersions(ctx, tx, events)
 	if err != nil {
 		return 0, err
@@ -489,7 +489,7 @@ func (p *Projector) applyBatch(ctx context.Context, tx pgx.Tx, events []*Event) 
 // lock per partition (a few per batch, in memory) serves where a lock per
 // version row served before: those took a statement to create missing
 // rows and wrote a WAL record per row locked.
-func (p *Projector) loadVersions(ctx context.Context, tx pgx.Tx, events []*Event) (map[string]int64, error) {
+func (p *Projector) loadVersions(ctx context.Context, tx postgres.Batcher, events []*Event) (map[string]int64, error) {
 	seen := make(map[string]bool, len(events))
 	ids := make([]string, 0, len(events))
 	type partition struct {
