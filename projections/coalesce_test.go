@@ -2,7 +2,9 @@ package projections
 
 import (
 	"slices"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -104,5 +106,73 @@ func TestBatchMergesInsertsAsSentOneByOne(t *testing.T) {
 		if r.K != i || r.V != want[i] {
 			t.Fatalf("rows = %v, want values %v", got, want)
 		}
+	}
+}
+
+// TestTouchFinalWritesARowOnce: of the TouchFinal assignments to a row in
+// a batch only the last is sent, the entries between them merge into
+// multi-row inserts, and a held touch still lands before a later touch of
+// its row that sets something else: the rows end as the touches one by
+// one would leave them.
+func TestTouchFinalWritesARowOnce(t *testing.T) {
+	pool := testkit.PostgresPool(t)
+	ctx := t.Context()
+	if _, err := pool.Exec(ctx, `CREATE TABLE acct (id uuid PRIMARY KEY, version bigint NOT NULL,
+		updated_at timestamptz, balance numeric NOT NULL, status text NOT NULL);
+		CREATE TABLE entries (account uuid, v bigint, balance numeric);
+		INSERT INTO acct VALUES ('00000000-0000-7000-8000-00000000000a', 1, now(), 0, 'open'),
+			('00000000-0000-7000-8000-00000000000b', 1, now(), 0, 'open')`); err != nil {
+		t.Fatal(err)
+	}
+	const a, c = "00000000-0000-7000-8000-00000000000a", "00000000-0000-7000-8000-00000000000b"
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	ev := func(id string, v int64) *Event { return &Event{AggregateID: id, Version: v, Time: at} }
+	deposit := func(b *Batch, id string, v int64) {
+		e := ev(id, v)
+		TouchFinal(b, e, "acct", `balance=$4::numeric`, strconv.FormatInt(v*10, 10))
+		b.Queue(`INSERT INTO entries (account, v, balance) VALUES ($1, $2, $3::numeric)`, id, v, strconv.FormatInt(v*10, 10))
+	}
+	b := &Batch{}
+	for v := int64(2); v <= 6; v++ {
+		deposit(b, a, v)
+	}
+	deposit(b, c, 2)
+	Touch(b, ev(c, 3), "acct", `status='frozen'`) // c's held balance goes first
+	Touch(b, ev(a, 7), "acct", `status='frozen'`)
+	deposit(b, a, 8)
+	deposit(b, a, 9)
+	last := ev(a, 10)
+	last.Last = true
+	Touch(b, last, "acct", ``)
+	b.queueTouches()
+	// a's entries 2-6 and c's entry 2 (4+2 rows), a's balance at 6, c's at
+	// 2, both freezes, a's entries 8-9, a's balance at 9, the version touch.
+	if got := b.b.Len(); got != 9 {
+		for _, q := range b.b.QueuedQueries {
+			t.Log(q.SQL, q.Arguments)
+		}
+		t.Fatalf("%d statements, want 9", got)
+	}
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return b.Send(ctx, tx) }); err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		ID      string
+		Version int64
+		Balance string
+		Status  string
+	}
+	rows, _ := pool.Query(ctx, `SELECT id::text, version, balance::text, status FROM acct ORDER BY id`)
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []row{{a, 10, "90", "frozen"}, {c, 3, "20", "frozen"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("rows = %v, want %v", got, want)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM entries`).Scan(&n); err != nil || n != 8 {
+		t.Fatalf("%d entries (%v), want 8", n, err)
 	}
 }

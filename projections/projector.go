@@ -105,6 +105,17 @@ type Batch struct {
 	expect  map[int]int64 // statement index in b → rows it must affect
 	touches map[string]*touches
 	tables  []string // the touched tables, in first-touch order
+	held    map[rowKey]*heldTouch
+	order   []rowKey // the rows of held, in first-touch order
+}
+
+// rowKey names a read-model row: its table and id.
+type rowKey struct{ table, id string }
+
+// heldTouch is the last touch that sets columns of a row, not sent yet.
+type heldTouch struct {
+	sql  string
+	args []any
 }
 
 // touches are the rows of one table whose version and update time a
@@ -152,17 +163,61 @@ func (b *Batch) flushRun() {
 // Touch sets the version and update time of the event's own row of table
 // (schema-qualified, keyed by id), plus the assignments in set, which may
 // use $4 on for args. A row already at the event's version or later is
-// left alone. A touch with nothing to set is needed only for an
-// aggregate's last event of the batch (a role granted 27 permissions in
-// one batch is updated once), and those of a batch are sent together as
-// one UPDATE per table, after its other statements; a touch that sets
-// more runs in order, as a statement of its own.
+// left alone. A touch that sets more runs in order, as a statement of its
+// own (see TouchFinal for one that need not). A touch with nothing to set
+// is needed only for an aggregate's last event of the batch (a role
+// granted 27 permissions in one batch is updated once), and those of a
+// batch are sent together as one UPDATE per table, after its other
+// statements.
 func Touch(b *Batch, e *Event, table, set string, args ...any) {
 	if set != "" {
-		b.Queue(`UPDATE `+table+` SET version=$2, updated_at=$3, `+set+` WHERE id=$1 AND version < $2`,
-			append([]any{e.AggregateID, e.Version, e.Time}, args...)...)
+		b.releaseHeld(rowKey{table, e.AggregateID})
+		b.Queue(touchSQL(table, set), append([]any{e.AggregateID, e.Version, e.Time}, args...)...)
 		return
 	}
+	b.touchVersion(e, table)
+}
+
+// TouchFinal is Touch for assignments of which only the row's last in the
+// batch matters: it is held back, and a later TouchFinal of the row with
+// the same set replaces it, so 500 deposits to one account in a batch
+// update its row once, not 500 times along a growing chain of the row's
+// versions. A held touch is sent before any other touch of its row that
+// sets something, and before the version-only touches, so a row's touches
+// keep their order. set must assign values that do not depend on the row
+// (balance = $4, never balance = balance + $4), no unique index may cover
+// them, and no statement other than a touch may read or change them.
+func TouchFinal(b *Batch, e *Event, table, set string, args ...any) {
+	sql, all := touchSQL(table, set), append([]any{e.AggregateID, e.Version, e.Time}, args...)
+	k := rowKey{table, e.AggregateID}
+	if h := b.held[k]; h != nil {
+		if h.sql != sql {
+			b.Queue(h.sql, h.args...)
+		}
+		h.sql, h.args = sql, all
+		return
+	}
+	if b.held == nil {
+		b.held = map[rowKey]*heldTouch{}
+	}
+	b.held[k] = &heldTouch{sql, all}
+	b.order = append(b.order, k)
+}
+
+func touchSQL(table, set string) string {
+	return `UPDATE ` + table + ` SET version=$2, updated_at=$3, ` + set + ` WHERE id=$1 AND version < $2`
+}
+
+// releaseHeld queues the held touch of a row, if any.
+func (b *Batch) releaseHeld(k rowKey) {
+	if h := b.held[k]; h != nil {
+		b.Queue(h.sql, h.args...)
+		delete(b.held, k)
+	}
+}
+
+// touchVersion records a version-only touch of the event's row.
+func (b *Batch) touchVersion(e *Event, table string) {
 	if !e.Last {
 		return
 	}
@@ -178,8 +233,14 @@ func Touch(b *Batch, e *Event, table, set string, args ...any) {
 	t.ids, t.versions, t.times = append(t.ids, e.AggregateID), append(t.versions, e.Version), append(t.times, e.Time)
 }
 
-// queueTouches queues one UPDATE per touched table and forgets the touches.
+// queueTouches queues the held touches, then one UPDATE per table for the
+// version-only touches, and forgets them all.
 func (b *Batch) queueTouches() {
+	for _, k := range b.order {
+		b.releaseHeld(k)
+	}
+	b.order = nil
+	b.flushRun()
 	for _, table := range b.tables {
 		t := b.touches[table]
 		b.b.Queue(`UPDATE `+table+` AS r SET version = t.v, updated_at = t.at
@@ -193,7 +254,6 @@ func (b *Batch) queueTouches() {
 // Send runs the statements in tx and returns the first error, naming the
 // statement that failed.
 func (b *Batch) Send(ctx context.Context, tx postgres.Batcher) error {
-	b.flushRun()
 	b.queueTouches()
 	n := b.b.Len()
 	if n == 0 {

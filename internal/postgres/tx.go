@@ -34,19 +34,18 @@ const GenericPlans = `SELECT set_config('plan_cache_mode', 'force_generic_plan',
 // transaction in which fn sent nothing is never begun.
 func InTx(ctx context.Context, pool *pgxpool.Pool, setup []string, fn func(*Tx) error) error {
 	t := &Tx{pool: pool, setup: setup}
-	err := fn(t)
-	if t.tx == nil {
+	defer func() {
+		// After a commit a no-op; after a failure, or a panic in fn, it
+		// ends the transaction and frees the connection (on a failed
+		// rollback pgx closes it, and the pool drops it).
+		if t.tx != nil {
+			_ = t.tx.Rollback(ctx)
+		}
+	}()
+	if err := fn(t); err != nil || t.tx == nil {
 		return err
 	}
-	if err != nil {
-		_ = t.tx.Rollback(ctx) // on failure pgx closes the connection, which the pool then drops
-		return err
-	}
-	if err := t.tx.Commit(ctx); err != nil {
-		_ = t.tx.Rollback(ctx)
-		return err
-	}
-	return nil
+	return t.tx.Commit(ctx)
 }
 
 // Tx is a transaction of InTx.

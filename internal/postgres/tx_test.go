@@ -185,3 +185,29 @@ func TestInTxSetupFailure(t *testing.T) {
 		t.Fatalf("%d rows, want 0", n)
 	}
 }
+
+// TestInTxPanic: a panic in fn after it wrote rolls the transaction back
+// and gives the connection back; the panic goes on to the caller.
+func TestInTxPanic(t *testing.T) {
+	pool := tracedPool(t, &trips{})
+	ctx := t.Context()
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v, want the panic of fn", r)
+			}
+		}()
+		_ = postgres.InTx(ctx, pool, nil, func(tx *postgres.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO t VALUES (1)`); err != nil {
+				t.Fatal(err)
+			}
+			panic("boom")
+		})
+	}()
+	if s := pool.Stat(); s.AcquiredConns() != 0 {
+		t.Fatalf("%d connections still acquired after the panic", s.AcquiredConns())
+	}
+	if n := count(t, pool); n != 0 {
+		t.Fatalf("%d rows after the panic, want 0", n)
+	}
+}

@@ -259,8 +259,11 @@ func pick(transferID, plain, ofTransfer string) string {
 // ledger records a balance change of an account: the entry, with its
 // signed amount and the balance after it, and the account's new balance.
 // Amounts are the events' decimal strings, cast to numeric by Postgres.
+// The balance is the event's own, so only an account's last in a batch is
+// written (projections.TouchFinal), and the entries of consecutive changes
+// go out as multi-row inserts.
 func ledger(b *projections.Batch, e *projections.Event, kind, signedAmount, balance, reference, transferID string) {
-	touch(b, e, "asset_accounts", `balance=$4::numeric`, balance)
+	projections.TouchFinal(b, e, "account_read.asset_accounts", `balance=$4::numeric`, balance)
 	b.Queue(`INSERT INTO account_read.ledger_entries
 		(account_id, event_version, kind, amount, running_balance, reference, transfer_id, occurred_at)
 		VALUES ($1,$2,$3,$4::numeric,$5::numeric,$6,NULLIF($7,'')::uuid,$8) ON CONFLICT DO NOTHING`,
