@@ -158,8 +158,9 @@ func (r *Relay) lead(ctx context.Context) error {
 	// burst the table's statistics are stale and the planner would sort
 	// every unpublished row per batch (measured: 32 ms instead of 0.9 ms for
 	// 2000 of 50000); this pins the ordered scan of the partial index.
-	// Reads plan once per connection (postgres.GenericPlans), except
-	// those that leave out rows being marked: see unpublished.
+	// Reads run on generic plans, made once for this session
+	// (plan_cache_mode, see postgres.GenericPlans), except those that
+	// leave out rows being marked: see unpublished.
 	if _, err := conn.Exec(ctx, `SET enable_bitmapscan = off; SET enable_seqscan = off; SET enable_sort = off;
 		SET plan_cache_mode = force_generic_plan`); err != nil {
 		return err

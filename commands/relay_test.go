@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/strata-cqrs/strata/aggregates/auth"
 	"github.com/strata-cqrs/strata/internal/testkit"
 )
@@ -159,5 +161,73 @@ func TestEventHeadersOmitAnUnknownDataSchema(t *testing.T) {
 		if hd.Key == "ce_dataschema" {
 			t.Errorf("ce_dataschema %q without a schema", hd.Value)
 		}
+	}
+}
+
+// TestRelayPlans: on the relay's generic-plan session the read that
+// leaves out rows being marked still runs on a custom plan (Postgres hashes
+// its constant array), the plain read on the generic one; a mark runs on
+// the generic plan and leaves no setting on the pooled connection.
+func TestRelayPlans(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := h.ctx
+	r := h.newRelay()
+	cfg := h.pool.Config()
+	cfg.MaxConns = 1
+	one, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	r.cfg.Pool = one
+	conn, err := one.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := r.unpublished(ctx, conn.Conn(), []int64{1, 2}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.unpublished(ctx, conn.Conn(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plans := func(like, notLike string) (custom, generic int64) {
+		t.Helper()
+		if err := conn.QueryRow(ctx, `SELECT coalesce(sum(custom_plans), 0), coalesce(sum(generic_plans), 0)
+			FROM pg_prepared_statements WHERE statement LIKE $1 AND statement NOT LIKE $2`, like, notLike).Scan(&custom, &generic); err != nil {
+			t.Fatal(err)
+		}
+		return custom, generic
+	}
+	if c, g := plans("%position <> ALL%", "-"); c != 2 || g != 0 {
+		t.Errorf("the read leaving out marked rows: %d custom and %d generic plans, want 2 and 0", c, g)
+	}
+	if c, g := plans("%published_at IS NULL%", "%<> ALL%"); c != 0 || g != 2 {
+		t.Errorf("the plain read: %d custom and %d generic plans, want 0 and 2", c, g)
+	}
+	if _, err := conn.Exec(ctx, `RESET plan_cache_mode`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Release()
+	for range 2 {
+		if err := r.mark(ctx, []int64{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mode string
+	var custom, generic int64
+	if err := one.QueryRow(ctx, `SELECT current_setting('plan_cache_mode'),
+		(SELECT coalesce(sum(custom_plans), 0) FROM pg_prepared_statements WHERE statement LIKE 'UPDATE %SET published_at%'),
+		(SELECT coalesce(sum(generic_plans), 0) FROM pg_prepared_statements WHERE statement LIKE 'UPDATE %SET published_at%')`).
+		Scan(&mode, &custom, &generic); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "auto" || custom != 0 || generic != 2 {
+		t.Fatalf("after two marks: plan_cache_mode %q, %d custom and %d generic plans of the mark; want auto, 0 and 2", mode, custom, generic)
 	}
 }

@@ -209,7 +209,7 @@ var groupSetup = []string{postgres.GenericPlans}
 
 // commit decides a batch in one transaction: group-committed when it can
 // be, otherwise command by command in savepoints. The group commit's BEGIN
-// travels with its first reads (postgres.InTx).
+// travels with its first statements (postgres.InTx).
 func (w *Worker) commit(ctx context.Context, cmds []incoming) error {
 	g := w.newGroup()
 	err := postgres.InTx(ctx, w.cfg.Pool, groupSetup, func(tx *postgres.Tx) error {

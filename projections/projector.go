@@ -96,9 +96,9 @@ type MarkProjected func(b interface{ Queue(string, ...any) }, commandIDs, aggreg
 
 // Batch collects statements and sends them in one round trip, in order.
 // Consecutive inserts of one row with the same SQL text (a batch of grants)
-// go out as multi-row inserts (see insertPattern for which); touches (see
-// Touch) are collected per table and sent after the statements, one
-// set-based UPDATE per table.
+// go out as multi-row inserts (see insertPattern for which). Held touches
+// (see TouchFinal) are sent after the statements, then the version-only
+// touches (see Touch), one set-based UPDATE per table.
 type Batch struct {
 	b       pgx.Batch
 	run     *run          // the statements being gathered, not yet in b
@@ -186,7 +186,9 @@ func Touch(b *Batch, e *Event, table, set string, args ...any) {
 // sets something, and before the version-only touches, so a row's touches
 // keep their order. set must assign values that do not depend on the row
 // (balance = $4, never balance = balance + $4), no unique index may cover
-// them, and no statement other than a touch may read or change them.
+// them, and no statement other than a touch may read or change them. Rows
+// are told apart by table and id as spelled: spell a table the same way
+// in every touch of it.
 func TouchFinal(b *Batch, e *Event, table, set string, args ...any) {
 	sql, all := touchSQL(table, set), append([]any{e.AggregateID, e.Version, e.Time}, args...)
 	k := rowKey{table, e.AggregateID}

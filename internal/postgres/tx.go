@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,15 +33,21 @@ const GenericPlans = `SELECT set_config('plan_cache_mode', 'force_generic_plan',
 // fn returns nil, else rolls it back. The BEGIN, and the setup statements
 // after it (such as GenericPlans), travel in the pipeline of fn's first
 // batch (pgx's Batch.BeginTx) instead of in round trips of their own. A
-// transaction in which fn sent nothing is never begun.
+// transaction in which fn sent nothing is never begun. As with any
+// pipeline, an argument of the first batch that cannot be encoded costs
+// the connection (the pool opens another).
 func InTx(ctx context.Context, pool *pgxpool.Pool, setup []string, fn func(*Tx) error) error {
 	t := &Tx{pool: pool, setup: setup}
 	defer func() {
 		// After a commit a no-op; after a failure, or a panic in fn, it
 		// ends the transaction and frees the connection (on a failed
-		// rollback pgx closes it, and the pool drops it).
+		// rollback pgx closes it, and the pool drops it). Not bound to ctx,
+		// which may be what failed: a cancelled ctx would cost the
+		// connection.
 		if t.tx != nil {
-			_ = t.tx.Rollback(ctx)
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = t.tx.Rollback(rctx)
 		}
 	}()
 	if err := fn(t); err != nil || t.tx == nil {
@@ -72,12 +80,25 @@ func (t *Tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	t.tx = res.Tx()
 	for i := range n {
 		if _, err := res.Exec(); err != nil {
-			err = fmt.Errorf("begin, statement %d: %w", i+1, err)
+			// Postgres's error names the BEGIN or setup statement that
+			// failed; anything else (no connection, a statement of b that
+			// did not prepare, an argument that did not encode) failed
+			// the whole batch before it ran.
+			if _, ok := errors.AsType[*pgconn.PgError](err); ok && !isPrepareError(err) {
+				err = fmt.Errorf("begin, statement %d: %w", i+1, err)
+			} else {
+				err = fmt.Errorf("first batch: %w", err)
+			}
 			_ = res.Close()
 			return pgx.FailedBatchResults(b, err)
 		}
 	}
 	return res
+}
+
+func isPrepareError(err error) bool {
+	_, ok := errors.AsType[pgx.ErrPreprocessingBatch](err)
+	return ok
 }
 
 // Exec runs one statement in the transaction.

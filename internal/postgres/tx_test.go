@@ -116,6 +116,9 @@ func TestInTxBeginsWithTheFirstBatch(t *testing.T) {
 	if n := count(t, pool); n != 2 {
 		t.Fatalf("%d rows after commit, want 2", n)
 	}
+	if n := pool.Stat().TotalConns(); n != 1 {
+		t.Fatalf("%d connections, want the transaction's one, asked again below", n)
+	}
 	var after string
 	if err := pool.QueryRow(ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&after); err != nil || after != "auto" {
 		t.Fatalf("plan_cache_mode after the transaction = %q, %v; want auto (the setup is local)", after, err)
@@ -172,6 +175,16 @@ func TestInTxRollsBack(t *testing.T) {
 // TestInTxSetupFailure: a setup statement that fails fails the first
 // batch with an error naming it, and nothing of the batch is written.
 func TestInTxSetupFailure(t *testing.T) {
+	t.Run("a statement of the first batch that does not prepare", func(t *testing.T) {
+		pool := tracedPool(t, &trips{})
+		err := postgres.InTx(t.Context(), pool, []string{postgres.GenericPlans}, func(tx *postgres.Tx) error {
+			_, err := tx.Exec(t.Context(), `INSERT INTO t (nope) VALUES (1)`)
+			return err
+		})
+		if err == nil || !strings.HasPrefix(err.Error(), "first batch: ") {
+			t.Fatalf("err = %v, want it reported as the first batch's, not the setup's", err)
+		}
+	})
 	pool := tracedPool(t, &trips{})
 	ctx := t.Context()
 	err := postgres.InTx(ctx, pool, []string{`SELECT set_config('plan_cache_mode', 'sometimes', true)`}, func(tx *postgres.Tx) error {
