@@ -192,13 +192,11 @@ func Touch(b *Batch, e *Event, table, set string, args ...any) {
 func TouchFinal(b *Batch, e *Event, table, set string, args ...any) {
 	sql, all := touchSQL(table, set), append([]any{e.AggregateID, e.Version, e.Time}, args...)
 	k := rowKey{table, e.AggregateID}
-	if h := b.held[k]; h != nil {
-		if h.sql != sql {
-			b.Queue(h.sql, h.args...)
-		}
-		h.sql, h.args = sql, all
+	if h := b.held[k]; h != nil && h.sql == sql {
+		h.args = all
 		return
 	}
+	b.releaseHeld(k) // one with another set goes first
 	if b.held == nil {
 		b.held = map[rowKey]*heldTouch{}
 	}
@@ -236,7 +234,8 @@ func (b *Batch) touchVersion(e *Event, table string) {
 }
 
 // queueTouches queues the held touches, then one UPDATE per table for the
-// version-only touches, and forgets them all.
+// version-only touches, and forgets them all. A row held again after a
+// release is in order twice; its first entry releases it.
 func (b *Batch) queueTouches() {
 	for _, k := range b.order {
 		b.releaseHeld(k)
