@@ -74,7 +74,7 @@ func BenchmarkRelay(b *testing.B) {
 	b.ResetTimer()
 	h.start(h.ctx, r)
 	testkit.Eventually(b, 10*wait, func() bool {
-		return h.count(`SELECT count(*) FROM auth.events WHERE published_at IS NULL`) == 0
+		return h.count(`SELECT count(*) FROM auth.outbox`) == 0
 	}, "relay publishes %d events", b.N)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")

@@ -506,7 +506,7 @@ func (g *group) write(ctx context.Context, tx postgres.Batcher) error {
 			SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[]) ON CONFLICT (scope, key) DO NOTHING`, s, k, id)
 	}
 	if len(g.rows) > 0 {
-		b.Queue(`INSERT INTO `+schema+insertEventsSQL, eventColumns(g.rows)...)
+		b.Queue(insertEventsSQL(schema), eventColumns(g.rows)...)
 		b.Queue(`SELECT pg_notify($1, '')`, JournalChannel(g.w.cfg.Service))
 	}
 	// A state trusted from the cache that only saw rejections: if the

@@ -16,10 +16,13 @@ func ProjectionLag(ctx context.Context, q Querier) (time.Duration, error) {
 		WHERE submitted_at > now() - interval '10 minutes' AND status = 'accepted'`)
 }
 
-// RelayLag returns how long a service's oldest unpublished event has
-// waited for the relay (0 when none waits).
+// RelayLag returns how long the event at the head of a service's outbox,
+// the next one the relay publishes, has waited (0 when none waits). It
+// reads one row, however long the outbox.
 func RelayLag(ctx context.Context, q Querier, service string) (time.Duration, error) {
-	return age(ctx, q, `SELECT min(occurred_at) FROM `+pgx.Identifier{service}.Sanitize()+`.events WHERE published_at IS NULL`)
+	s := pgx.Identifier{service}.Sanitize()
+	return age(ctx, q, `SELECT (SELECT e.occurred_at FROM `+s+`.outbox o JOIN `+s+`.events e ON e.position = o.position
+		ORDER BY o.position LIMIT 1)`)
 }
 
 func age(ctx context.Context, q Querier, sql string) (time.Duration, error) {

@@ -184,12 +184,7 @@ func roleEvents(def *aggregates.Definition, prefix, actor string, n int, perms [
 // relayMessage is the record the relay makes of a journal event (see
 // commands.Relay): canonical data, CloudEvents headers, keyed by aggregate.
 func relayMessage(topic, service string, e *commands.JournalEvent) (kafkago.Message, error) {
-	data, err := commands.CanonicalJSON(e.Data)
-	if err != nil {
-		return kafkago.Message{}, err
-	}
-	return kafkago.Message{Topic: topic, Key: []byte(e.AggregateID), Value: data,
-		Headers: commands.EventHeaders(service, e, schemas.DataSchemaURI(e.Type))}, nil
+	return commands.EventMessage(topic, service, e, schemas.DataSchemaURI(e.Type))
 }
 
 func relayMessages(topic, service string, events []commands.JournalEvent) ([]kafkago.Message, error) {

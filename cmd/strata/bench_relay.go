@@ -94,8 +94,9 @@ func runRelay(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 	}
 
 	var left, total int64
-	if err := p.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE published_at IS NULL), count(*) FROM `+
-		pgx.Identifier{p.ns}.Sanitize()+`.events`).Scan(&left, &total); err != nil {
+	schema := pgx.Identifier{p.ns}.Sanitize()
+	if err := p.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+schema+`.outbox), (SELECT count(*) FROM `+
+		schema+`.events)`).Scan(&left, &total); err != nil {
 		return nil, err
 	}
 	records, err := bench.TopicRecords(ctx, p.brokers, topic)
@@ -178,7 +179,7 @@ func fillJournal(ctx context.Context, p *pieces, j *commands.Journal, prefix str
 func unpublished(ctx context.Context, p *pieces, topic string) ([]kafkago.Message, error) {
 	rows, err := p.pool.Query(ctx, `SELECT position, event_id, aggregate_type, aggregate_id, version, type, data,
 		metadata, occurred_at, prev_hash, hash FROM `+pgx.Identifier{p.ns}.Sanitize()+`.events
-		WHERE published_at IS NULL ORDER BY position`)
+		WHERE position IN (SELECT position FROM `+pgx.Identifier{p.ns}.Sanitize()+`.outbox) ORDER BY position`)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +205,7 @@ func relayAll(ctx context.Context, m *BenchMain, p *pieces, pool *pgxpool.Pool, 
 	schema := pgx.Identifier{p.ns}.Sanitize()
 	var first, n int64
 	if err := p.pool.QueryRow(ctx, `SELECT coalesce(min(position), 0), count(*) FROM `+schema+
-		`.events WHERE published_at IS NULL`).Scan(&first, &n); err != nil {
+		`.outbox`).Scan(&first, &n); err != nil {
 		return bench.Rate{}, err
 	}
 	r, err := commands.NewRelay(commands.RelayConfig{Service: p.ns, Brokers: p.brokers, Pool: pool, Registry: p.reg,
@@ -221,7 +222,7 @@ func relayAll(ctx context.Context, m *BenchMain, p *pieces, pool *pgxpool.Pool, 
 	for {
 		var next int64 // the first unpublished position, 0 when none
 		if err := p.pool.QueryRow(ctx, `SELECT coalesce(min(position), 0) FROM `+schema+
-			`.events WHERE published_at IS NULL`).Scan(&next); err != nil {
+			`.outbox`).Scan(&next); err != nil {
 			return bench.Rate{}, err
 		}
 		if next == 0 {
