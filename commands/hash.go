@@ -123,6 +123,15 @@ func VerifyChain(events []JournalEvent) (int64, error) {
 // at every level, numbers as Postgres prints a jsonb numeric (see
 // numericText) and no HTML escaping.
 func CanonicalJSON(b []byte) (json.RawMessage, error) {
+	if out, ok := canonicalBytes(b); ok {
+		return out, nil
+	}
+	return canonicalGenericJSON(b)
+}
+
+// canonicalGenericJSON is CanonicalJSON by decoding into maps: the
+// reference the fast path is held to, and the path for what it declines.
+func canonicalGenericJSON(b []byte) (json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
