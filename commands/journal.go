@@ -354,19 +354,28 @@ func IsUniqueViolation(err error) bool {
 
 // History returns all events of one aggregate in version order, for audit.
 func (j *Journal) History(ctx context.Context, q Querier, id string) ([]JournalEvent, error) {
-	rows, err := q.Query(ctx, `SELECT position, event_id, aggregate_type, aggregate_id, version, type, data,
-		metadata, occurred_at, prev_hash, hash FROM `+j.schema+`.events WHERE aggregate_id=$1 ORDER BY version`, id)
+	rows, err := q.Query(ctx, `SELECT `+JournalColumns+` FROM `+j.schema+`.events WHERE aggregate_id=$1 ORDER BY version`, id)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, scanJournalEvent)
+	return pgx.CollectRows(rows, ScanJournalEvent)
 }
 
-func scanJournalEvent(row pgx.CollectableRow) (JournalEvent, error) {
+// JournalColumns are the columns of an events row that ScanJournalEvent
+// reads, in its order. The metadata comes as four text columns: Postgres
+// takes them out of the jsonb for less than decoding its JSON here cost
+// the relay (a tenth of its CPU).
+const JournalColumns = `position, event_id, aggregate_type, aggregate_id, version, type, data,
+	coalesce(metadata->>'command_id', ''), coalesce(metadata->>'correlation_id', ''),
+	coalesce(metadata->>'causation_id', ''), coalesce(metadata->>'actor', ''), occurred_at, prev_hash, hash`
+
+// ScanJournalEvent scans a row of JournalColumns.
+func ScanJournalEvent(row pgx.CollectableRow) (JournalEvent, error) {
 	var e JournalEvent
 	var data []byte
-	err := row.Scan(&e.Position, &e.EventID, &e.AggregateType, &e.AggregateID, &e.Version, &e.Type,
-		&data, &e.Metadata, &e.OccurredAt, &e.PrevHash, &e.Hash)
+	m := &e.Metadata
+	err := row.Scan(&e.Position, &e.EventID, &e.AggregateType, &e.AggregateID, &e.Version, &e.Type, &data,
+		&m.CommandID, &m.CorrelationID, &m.CausationID, &m.Actor, &e.OccurredAt, &e.PrevHash, &e.Hash)
 	e.Data = data
 	return e, err
 }

@@ -237,8 +237,7 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) error {
 // runs on the connection's generic plan: planning it cost twice its
 // execution.
 func (r *Relay) unpublished(ctx context.Context, q postgres.Batcher, marking []int64) ([]JournalEvent, error) {
-	const read = `SELECT e.position, e.event_id, e.aggregate_type, e.aggregate_id, e.version, e.type, e.data,
-		e.metadata, e.occurred_at, e.prev_hash, e.hash FROM %[1]s.outbox o JOIN %[1]s.events e ON e.position = o.position
+	const read = `SELECT ` + JournalColumns + ` FROM %[1]s.outbox o JOIN %[1]s.events e USING (position)
 		%[2]s ORDER BY o.position LIMIT $1`
 	b := &pgx.Batch{}
 	if len(marking) == 0 {
@@ -258,7 +257,7 @@ func (r *Relay) unpublished(ctx context.Context, q postgres.Batcher, marking []i
 	if err != nil {
 		return nil, err
 	}
-	events, err := pgx.CollectRows(rows, scanJournalEvent)
+	events, err := pgx.CollectRows(rows, ScanJournalEvent)
 	if err != nil {
 		return nil, err
 	}

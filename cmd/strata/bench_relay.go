@@ -189,20 +189,13 @@ func fillJournal(ctx context.Context, p *pieces, j *commands.Journal, prefix str
 // unpublished returns the journal's unpublished events as the relay's
 // records, addressed to topic.
 func unpublished(ctx context.Context, p *pieces, topic string) ([]kafkago.Message, error) {
-	rows, err := p.pool.Query(ctx, `SELECT position, event_id, aggregate_type, aggregate_id, version, type, data,
-		metadata, occurred_at, prev_hash, hash FROM `+pgx.Identifier{p.ns}.Sanitize()+`.events
-		WHERE position IN (SELECT position FROM `+pgx.Identifier{p.ns}.Sanitize()+`.outbox) ORDER BY position`)
+	schema := pgx.Identifier{p.ns}.Sanitize()
+	rows, err := p.pool.Query(ctx, `SELECT `+commands.JournalColumns+` FROM `+schema+`.events
+		WHERE position IN (SELECT position FROM `+schema+`.outbox) ORDER BY position`)
 	if err != nil {
 		return nil, err
 	}
-	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (commands.JournalEvent, error) {
-		var e commands.JournalEvent
-		var data []byte
-		err := row.Scan(&e.Position, &e.EventID, &e.AggregateType, &e.AggregateID, &e.Version, &e.Type,
-			&data, &e.Metadata, &e.OccurredAt, &e.PrevHash, &e.Hash)
-		e.Data = data
-		return e, err
-	})
+	events, err := pgx.CollectRows(rows, commands.ScanJournalEvent)
 	if err != nil {
 		return nil, err
 	}
