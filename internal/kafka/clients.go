@@ -176,7 +176,7 @@ func (o ReaderOptions) Validate() error {
 
 // Reader tuning, see NewReader.
 const (
-	readerMaxWait           = 250 * time.Millisecond
+	readerMaxWait           = 500 * time.Millisecond
 	readerHeartbeatInterval = 250 * time.Millisecond
 	readerSessionTimeout    = 6 * time.Second
 	readerRebalanceTimeout  = 2 * time.Second
@@ -189,7 +189,13 @@ const (
 // CommitMessages, synchronously (CommitInterval 0), so after CommitMessages
 // returns nil a reader that later joins the group resumes after the
 // committed messages; records of one partition arrive in order. Fetches wait
-// at most 250ms for data, heartbeats go every 250ms and a member that stops
+// at most 500ms for data: kafka-go asks the broker to answer within three
+// quarters of that and gives up on the connection at the full wait, so a
+// busy broker's late answer has 125ms of slack (at 250ms it had 62ms, and
+// readers logged i/o timeouts and redialled while a bench flooded the
+// embedded broker); idle partitions cost half the fetches, and a stopping
+// reader still ends its fetch well within the 2s rebalance timeout.
+// Heartbeats go every 250ms and a member that stops
 // heartbeating is evicted after 6s (the smallest session timeout real Kafka
 // accepts by default), so the group rebalances quickly. It panics, like
 // kafkago.NewReader, if o is invalid; check with o.Validate first when o is
