@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -224,18 +225,48 @@ func NewReader(o ReaderOptions) *kafkago.Reader {
 		JoinGroupBackoff:  readerJoinGroupBackoff,
 		StartOffset:       kafkago.FirstOffset,
 		Logger:            logFunc(log, slog.LevelDebug),
-		ErrorLogger:       logFunc(log, slog.LevelWarn),
+		ErrorLogger:       readerErrorLog(log),
 	})
 }
 
 // logFunc adapts slog to kafka-go's printf-style Logger at a fixed level.
 func logFunc(l *slog.Logger, level slog.Level) kafkago.LoggerFunc {
 	return func(msg string, args ...any) {
-		ctx := context.Background()
-		if l.Enabled(ctx, level) {
-			l.Log(ctx, level, "kafka-go: "+fmt.Sprintf(msg, args...))
-		}
+		logAt(l, level, msg, args...)
 	}
+}
+
+func logAt(l *slog.Logger, level slog.Level, msg string, args ...any) {
+	ctx := context.Background()
+	if l.Enabled(ctx, level) {
+		l.Log(ctx, level, "kafka-go: "+fmt.Sprintf(msg, args...))
+	}
+}
+
+// readerErrorLog logs a reader's errors at WARN, except a fetch that timed
+// out: kafka-go drops the connection when a fetch answer comes later than
+// MaxWait, redials after a backoff of about 100ms and fetches again from
+// the same offset, so nothing is lost or repeated, and a broker busy for a
+// moment (the embedded one under
+// a bench's prefill) made dozens of readers warn together. Those go to
+// INFO; a broker that stays away shows in dial errors (still WARN) and in
+// the projectors' and workers' lag checks.
+func readerErrorLog(l *slog.Logger) kafkago.LoggerFunc {
+	return func(msg string, args ...any) {
+		level := slog.LevelWarn
+		if strings.HasPrefix(msg, "the kafka reader got an unknown error reading partition") &&
+			slices.ContainsFunc(args, func(a any) bool { return isTimeout(a) }) {
+			level = slog.LevelInfo
+		}
+		logAt(l, level, msg, args...)
+	}
+}
+
+// isTimeout reports whether a is a network timeout error.
+func isTimeout(a any) bool {
+	var ne net.Error
+	err, ok := a.(error)
+	return ok && errors.As(err, &ne) && ne.Timeout()
 }
 
 // Offsets returns the first offset and the end offset (the next offset to
