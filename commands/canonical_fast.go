@@ -112,10 +112,11 @@ func (c *canonicalizer) object(out []byte, depth int) ([]byte, bool) {
 			return out, false
 		}
 	}
-	// Keys hold no escapes, so their bytes order them as Go orders the
-	// decoded keys.
+	// Keys hold no escapes, so their bytes between the quotes order them as
+	// Go orders the decoded keys (with the quotes, "a" would sort after
+	// "a b": '"' is above ' ' and '!').
 	sorted := slices.Clone(members)
-	slices.SortFunc(sorted, func(a, b member) int { return bytes.Compare(a.key, b.key) })
+	slices.SortFunc(sorted, func(a, b member) int { return bytes.Compare(unquoted(a.key), unquoted(b.key)) })
 	for i := 1; i < len(sorted); i++ {
 		if bytes.Equal(sorted[i-1].key, sorted[i].key) {
 			return out, false // the generic path keeps the last; leave it to it
@@ -131,6 +132,8 @@ func (c *canonicalizer) object(out []byte, depth int) ([]byte, bool) {
 	}
 	return append(out, '}'), true
 }
+
+func unquoted(key []byte) []byte { return key[1 : len(key)-1] }
 
 func (c *canonicalizer) array(out []byte, depth int) ([]byte, bool) {
 	c.i++ // [

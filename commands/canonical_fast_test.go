@@ -56,7 +56,7 @@ func randomJSON(r *rand.Rand, depth int) string {
 		}
 		return "[" + strings.Join(parts, ",") + "]"
 	default:
-		keys := []string{"a", "b", "aa", "B", "", "é", "key", "data", `q"`, "tab\t"}
+		keys := []string{"a", "b", "aa", "B", "", " ", "a b", "a!", "a\x7f", "é", "key", "data", `q"`, "tab\t"}
 		var parts []string
 		for range r.IntN(5) {
 			key := keys[r.IntN(len(keys))]
@@ -90,7 +90,9 @@ func TestCanonicalBytesMatchesGeneric(t *testing.T) {
 		t.Fatalf("the fast path answered %d of %d", answered, n)
 	}
 	for _, in := range []string{`{"b":1,"a":{"d":[3,2,1],"c":null},"e":true}`, `{"a": 1, "b": [1, 2.50]}`,
-		`{"name": "role-1", "description": "x"}`, `{"é":"日本","e":1}`} {
+		`{"name": "role-1", "description": "x"}`, `{"é":"日本","e":1}`,
+		// A key that is another plus a byte below '"' sorts after it.
+		`{"a b":2,"a":1}`, `{"x!":1,"x":2,"":3," ":4}`, `{"o":{"a!":[{"a b":1,"a":2}],"a":0}}`} {
 		if _, ok := canonicalBytes([]byte(in)); !ok {
 			t.Errorf("the fast path declined %s", in)
 		}
