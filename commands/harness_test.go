@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -231,11 +232,14 @@ func (h *harness) newWorker(adjust func(*WorkerConfig)) *Worker {
 
 // newRelay returns a relay of the auth service with a fast poll and a
 // data schema for every event type.
-func (h *harness) newRelay() *Relay {
+func (h *harness) newRelay() *Relay { return h.newRelayWith(nil) }
+
+// newRelayWith returns a relay whose metrics go to m (none when nil).
+func (h *harness) newRelayWith(m prometheus.Registerer) *Relay {
 	h.t.Helper()
 	r, err := NewRelay(RelayConfig{
 		Service: auth.Service, Brokers: h.brokers, Pool: h.pool, Registry: h.reg, Logger: h.log,
-		DataSchema: testDataSchema, PollInterval: 50 * time.Millisecond,
+		DataSchema: testDataSchema, PollInterval: 50 * time.Millisecond, Metrics: m,
 	})
 	if err != nil {
 		h.t.Fatal(err)

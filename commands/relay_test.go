@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-cqrs/strata/aggregates/auth"
 	"github.com/strata-cqrs/strata/internal/testkit"
@@ -47,7 +48,8 @@ func relayInOrder(t *testing.T, batch int) {
 		byID[e.EventID] = e
 	}
 
-	r := h.newRelay()
+	metrics := prometheus.NewRegistry()
+	r := h.newRelayWith(metrics)
 	r.cfg.BatchSize = cmp.Or(batch, r.cfg.BatchSize)
 	h.start(h.ctx, r)
 	records := append(h.consume(role.Topic(), 6), h.consume(perm.Topic(), 2)...)
@@ -79,6 +81,24 @@ func relayInOrder(t *testing.T, batch int) {
 		wantHeaders(t, hs, e)
 	}
 	h.allPublished()
+	// Every published event is observed once, with the service's label.
+	families, err := metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var observed uint64
+	for _, f := range families {
+		if f.GetName() == "strata_relay_publish_delay_seconds" {
+			for _, m := range f.GetMetric() {
+				if m.GetLabel()[0].GetValue() == auth.Service && m.GetHistogram().GetSampleSum() > 0 {
+					observed += m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	if observed != uint64(len(written)) {
+		t.Errorf("strata_relay_publish_delay_seconds{service=%q} counted %d events, want %d", auth.Service, observed, len(written))
+	}
 	// A relay that failed restarts and publishes what is left, so the
 	// records alone would not show a failing read.
 	if errs := h.logs.records(func(r map[string]any) bool { return r["level"] == "ERROR" }); len(errs) > 0 {

@@ -50,7 +50,8 @@ func httpClient(conns int) *http.Client {
 // close drops the idle connections.
 func (c *apiClient) close() { c.http.CloseIdleConnections() }
 
-// do sends a request and decodes a 2xx JSON body into out (when not nil).
+// do sends a request and decodes a 2xx JSON body into out (when not nil;
+// a *[]byte gets the body as it is).
 // For any other status it returns the problem's code ("" if none); err is
 // set only when no response arrived or a 2xx body did not decode.
 func (c *apiClient) do(ctx context.Context, method, path string, body []byte, out any) (status int, code string, err error) {
@@ -83,6 +84,10 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ou
 		}
 		_ = json.Unmarshal(raw, &p)
 		return res.StatusCode, p.Code, nil
+	}
+	if b, ok := out.(*[]byte); ok {
+		*b = raw
+		return res.StatusCode, "", nil
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {

@@ -133,6 +133,10 @@ func runE2E(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 			return nil, err
 		}
 	}
+	delay0, err := scrapeHistogram(ctx, client, relayDelayMetric)
+	if err != nil {
+		return nil, err
+	}
 	st := load.run(ctx, o.duration, true, m.bar(o.duration.Milliseconds(), "e2e"))
 	loadEnd := time.Now()
 	runtime.ReadMemStats(&mem1)
@@ -158,6 +162,11 @@ func runE2E(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 		tgt.rss.Stop()
 	}
 	failed := e2eMetrics(rep, st, final, unfinished, lastSeen.Sub(loadEnd), load.sampler, tgt.rss)
+	delay, err := scrapeHistogram(ctx, client, relayDelayMetric)
+	if err != nil {
+		return nil, err
+	}
+	relayMetrics(rep, delay.since(delay0))
 	allocs := float64(mem1.TotalAlloc-mem0.TotalAlloc) / float64(max(st.accepted, 1))
 	rep.Metric("alloc_kib_per_write", allocs/1024)
 	rep.Metric("gc_cycles", float64(mem1.NumGC-mem0.NumGC))
@@ -235,6 +244,19 @@ func stageMetrics(ctx context.Context, rep *bench.Report, pool *pgxpool.Pool, id
 	}
 	rep.Notes = append(rep.Notes, "stage_* split projected_* by the status timestamps: submitted→decided (gateway, Kafka, worker), decided→projected (relay, Kafka, projector)")
 	return nil
+}
+
+// relayMetrics reports the relay's share of command→projected, from its
+// histogram on /metrics over the measured phase and the drain: append →
+// Kafka acknowledgement per event, interpolated within buckets 1.5× wide.
+func relayMetrics(rep *bench.Report, delay histogram) {
+	if delay.total() == 0 {
+		return
+	}
+	rep.Metric("relay_delay_p50_ms", delay.quantile(0.5)*1000)
+	rep.Metric("relay_delay_p99_ms", delay.quantile(0.99)*1000)
+	rep.Metric("relay_delay_events", float64(delay.total()))
+	rep.Notes = append(rep.Notes, "relay_delay_* come from "+relayDelayMetric+" on /metrics: event append → Kafka acknowledgement, interpolated within its buckets (1.5× wide)")
 }
 
 // e2eTarget starts the embedded platform or points at --url.

@@ -138,7 +138,14 @@ func TestBench(t *testing.T) {
 		m := rep.Metrics
 		positive(t, m, "commands_per_sec", "projected_per_sec", "sent", "accepted", "accept_p50_ms", "accept_p99_ms", "accept_p999_ms",
 			"projected", "projected_p50_ms", "projected_p99_ms", "projected_p999_ms", "projected_samples",
-			"projected_sampled_p50_ms", "peak_rss_mib", "writes_create_role", "writes_grant_permission", "writes_deposit")
+			"projected_sampled_p50_ms", "peak_rss_mib", "writes_create_role", "writes_grant_permission", "writes_deposit",
+			"relay_delay_p50_ms", "relay_delay_p99_ms")
+		// Every write appends at least one event, and the relay observes
+		// each event it publishes once; the events of the warm-up were
+		// observed before the first scrape.
+		if m["relay_delay_events"] < m["accepted"] {
+			t.Errorf("relay_delay_events %v < accepted %v", m["relay_delay_events"], m["accepted"])
+		}
 		for _, k := range []string{"stage_decided_p50_ms", "stage_projected_p50_ms", "pg_xacts_per_write"} {
 			if _, ok := m[k]; !ok {
 				t.Errorf("metrics lack %s", k)

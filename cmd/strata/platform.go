@@ -197,7 +197,7 @@ func (n *node) addService(s service) error {
 	n.add(s.Name+".worker", w)
 	r, err := commands.NewRelay(commands.RelayConfig{
 		Service: s.Name, Brokers: n.brokers, Pool: n.pool, Registry: n.reg, Logger: n.log,
-		DataSchema: schemas.DataSchemaURI,
+		DataSchema: schemas.DataSchemaURI, Metrics: n.metrics,
 	})
 	if err != nil {
 		return err
