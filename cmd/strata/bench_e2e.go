@@ -221,8 +221,8 @@ func setE2EParams(rep *bench.Report, o benchOptions, tgt *e2eTarget, perms int) 
 // row: submitted→decided (gateway + Kafka + worker) and decided→projected
 // (relay + Kafka + projector). decided_at and projected_at are now() of
 // the transaction that wrote them, i.e. its start. The journal keeps no
-// publish time (its rows are never updated), so the relay and the
-// projector are not told apart here.
+// publish time (its rows are never updated); relay_delay_* (relayMetrics)
+// gives the relay's share.
 func stageMetrics(ctx context.Context, rep *bench.Report, pool *pgxpool.Pool, ids []string) error {
 	ms := func(col string) string {
 		return `percentile_disc(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM ` + col + `) * 1000)`
