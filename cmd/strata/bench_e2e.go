@@ -122,6 +122,7 @@ func runE2E(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 		}
 		rep.Params.Set("analyzed_after_warmup", true)
 	}
+	delay0, delayErr := scrapeHistogram(ctx, client, relayDelayMetric)
 	if err := m.startProfile(); err != nil {
 		return nil, err
 	}
@@ -132,10 +133,6 @@ func runE2E(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 		if pg0, err = readPGActivity(ctx, tgt.pool); err != nil {
 			return nil, err
 		}
-	}
-	delay0, err := scrapeHistogram(ctx, client, relayDelayMetric)
-	if err != nil {
-		return nil, err
 	}
 	st := load.run(ctx, o.duration, true, m.bar(o.duration.Milliseconds(), "e2e"))
 	loadEnd := time.Now()
@@ -163,10 +160,7 @@ func runE2E(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 	}
 	failed := e2eMetrics(rep, st, final, unfinished, lastSeen.Sub(loadEnd), load.sampler, tgt.rss)
 	delay, err := scrapeHistogram(ctx, client, relayDelayMetric)
-	if err != nil {
-		return nil, err
-	}
-	relayMetrics(rep, delay.since(delay0))
+	relayMetrics(rep, delay0, delay, errors.Join(delayErr, err))
 	allocs := float64(mem1.TotalAlloc-mem0.TotalAlloc) / float64(max(st.accepted, 1))
 	rep.Metric("alloc_kib_per_write", allocs/1024)
 	rep.Metric("gc_cycles", float64(mem1.NumGC-mem0.NumGC))
@@ -247,16 +241,28 @@ func stageMetrics(ctx context.Context, rep *bench.Report, pool *pgxpool.Pool, id
 }
 
 // relayMetrics reports the relay's share of command→projected, from its
-// histogram on /metrics over the measured phase and the drain: append →
-// Kafka acknowledgement per event, interpolated within buckets 1.5× wide.
-func relayMetrics(rep *bench.Report, delay histogram) {
-	if delay.total() == 0 {
+// histogram on /metrics over the measured phase and the drain (scrapes
+// before and after, and their error): the worker's decision → Kafka's
+// acknowledgement per event, interpolated within buckets 1.5× wide. When
+// the target does not serve it, a note says so and the run stands.
+func relayMetrics(rep *bench.Report, before, after histogram, err error) {
+	delay, ok := after.since(before)
+	switch {
+	case err != nil:
+		rep.Notes = append(rep.Notes, "relay_delay_* unavailable: "+err.Error())
+		return
+	case !ok:
+		rep.Notes = append(rep.Notes, "relay_delay_* unavailable: "+relayDelayMetric+" went down between the scrapes (a restart, or another instance answered)")
+		return
+	case delay.total() == 0:
+		rep.Notes = append(rep.Notes, "relay_delay_* unavailable: the target's /metrics counted no "+relayDelayMetric+
+			" (a gateway without a relay in its process: scrape a service's ops address instead)")
 		return
 	}
 	rep.Metric("relay_delay_p50_ms", delay.quantile(0.5)*1000)
 	rep.Metric("relay_delay_p99_ms", delay.quantile(0.99)*1000)
 	rep.Metric("relay_delay_events", float64(delay.total()))
-	rep.Notes = append(rep.Notes, "relay_delay_* come from "+relayDelayMetric+" on /metrics: event append → Kafka acknowledgement, interpolated within its buckets (1.5× wide)")
+	rep.Notes = append(rep.Notes, "relay_delay_* come from "+relayDelayMetric+" on /metrics: the worker's decision (occurred_at) → Kafka's acknowledgement, interpolated within its buckets (1.5× wide)")
 }
 
 // e2eTarget starts the embedded platform or points at --url.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -52,7 +53,12 @@ func scrapeHistogram(ctx context.Context, c *apiClient, name string) (histogram,
 }
 
 func (h *histogram) add(p *dto.Histogram) error {
-	buckets := p.GetBucket()
+	var buckets []*dto.Bucket
+	for _, b := range p.GetBucket() {
+		if !math.IsInf(b.GetUpperBound(), 1) { // the text format lists +Inf too
+			buckets = append(buckets, b)
+		}
+	}
 	if h.bounds == nil {
 		for _, b := range buckets {
 			h.bounds = append(h.bounds, b.GetUpperBound())
@@ -74,15 +80,24 @@ func (h *histogram) add(p *dto.Histogram) error {
 }
 
 // since returns what h counted after earlier, a scrape of the same target.
-func (h histogram) since(earlier histogram) histogram {
+// ok is false when the two cannot be one target's: other buckets, or a
+// count that went down (the target restarted, or another instance
+// answered).
+func (h histogram) since(earlier histogram) (histogram, bool) {
 	if earlier.bounds == nil {
-		return h
+		return h, true
+	}
+	if !slices.Equal(h.bounds, earlier.bounds) {
+		return histogram{}, false
 	}
 	d := histogram{bounds: h.bounds, counts: make([]uint64, len(h.counts))}
 	for i := range h.counts {
+		if h.counts[i] < earlier.counts[i] {
+			return histogram{}, false
+		}
 		d.counts[i] = h.counts[i] - earlier.counts[i]
 	}
-	return d
+	return d, true
 }
 
 // total is the number of observations.
