@@ -90,8 +90,14 @@ func relayInOrder(t *testing.T, batch int) {
 	for _, f := range families {
 		if f.GetName() == "strata_relay_publish_delay_seconds" {
 			for _, m := range f.GetMetric() {
-				if m.GetLabel()[0].GetValue() == auth.Service && m.GetHistogram().GetSampleSum() > 0 {
-					observed += m.GetHistogram().GetSampleCount()
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "service" && l.GetValue() == auth.Service {
+						observed += m.GetHistogram().GetSampleCount()
+					}
+				}
+				// Every delay is positive and, in this test, under a minute.
+				if h := m.GetHistogram(); h.GetSampleSum() <= 0 || h.GetSampleSum() > 60*float64(h.GetSampleCount()) {
+					t.Errorf("delays sum to %vs over %d events", h.GetSampleSum(), h.GetSampleCount())
 				}
 			}
 		}

@@ -214,12 +214,30 @@ func (g *Gateway) openAPI(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyz is 200 only when every check passes.
-func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
+func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) { writeReadiness(w, r, g.cfg.Checks) }
+
+// OpsHandler serves what a process without the gateway shows its
+// operators (`strata service`): GET /healthz (the process answers),
+// /readyz (checks, as the gateway's) and /metrics (Prometheus, from
+// metrics).
+func OpsHandler(checks []Check, metrics *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { writeReadiness(w, r, checks) })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// writeReadiness runs every check within 2 s and answers 200 with "ready"
+// or 503 with "not ready", each check's result by name.
+func writeReadiness(w http.ResponseWriter, r *http.Request, all []Check) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]string{}
 	status := http.StatusOK
-	for _, c := range g.cfg.Checks {
+	for _, c := range all {
 		if err := c.Check(ctx); err != nil {
 			checks[c.Name] = err.Error()
 			status = http.StatusServiceUnavailable

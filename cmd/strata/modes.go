@@ -248,6 +248,11 @@ func (m *ServiceMain) Run(ctx context.Context) error {
 	if err := m.launch(ctx, n, false); err != nil {
 		return err
 	}
+	if m.cfg.OpsAddr != "" {
+		if m.srv, m.httpAddr, err = serve(m.log, m.cfg.OpsAddr, gateway.OpsHandler(n.checks, n.metrics)); err != nil {
+			return err
+		}
+	}
 	if s.Name == authdomain.Service {
 		if err := m.bootstrapAuth(ctx, n); err != nil {
 			return err

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"io"
+	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,7 +44,9 @@ func TestSplitModes(t *testing.T) {
 		t.Fatalf("migrate: %v", err)
 	}
 	_ = m.Close()
-	svc := NewServiceMain(cfg, "auth")
+	svcCfg := cfg
+	svcCfg.OpsAddr = "127.0.0.1:0"
+	svc := NewServiceMain(svcCfg, "auth")
 	if err := svc.Run(ctx); err != nil {
 		t.Fatalf("service: %v", err)
 	}
@@ -58,6 +63,23 @@ func TestSplitModes(t *testing.T) {
 	if r.str("name") != "Split" {
 		t.Fatalf("role %s", r.Raw)
 	}
+	// The service's ops address: health, readiness of its own components,
+	// and the relay's histogram, which counted the role's event.
+	ops := &client{t: t, base: svc.URL()}
+	ops.wait("GET", "/healthz", "", 200)
+	ready := ops.wait("GET", "/readyz", "", 200)
+	if !strings.Contains(string(ready.Raw), `"auth.relay":"ok"`) {
+		t.Errorf("service readiness lacks its relay: %s", ready.Raw)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		res, err := http.Get(svc.URL() + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return regexp.MustCompile(`strata_relay_publish_delay_seconds_count\{service="auth"\} [1-9]`).Match(body)
+	}, "the service's /metrics counts the relay's published events")
 	if err := NewServiceMain(cfg, "nope").Run(ctx); err == nil {
 		t.Fatal("an unknown service started")
 	}

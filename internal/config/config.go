@@ -18,6 +18,7 @@ type Config struct {
 	DatabaseURL       string   // STRATA_DATABASE_URL
 	KafkaBrokers      []string // STRATA_KAFKA_BROKERS, comma-separated
 	HTTPAddr          string   // STRATA_HTTP_ADDR
+	OpsAddr           string   // STRATA_OPS_ADDR (service): /healthz, /readyz, /metrics; empty: none
 	CommandKey        string   // STRATA_COMMAND_KEY, hex, ≥ 32 bytes
 	LogLevel          string   // STRATA_LOG_LEVEL
 	DataDir           string   // STRATA_DATA_DIR (dev)
@@ -64,6 +65,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	str("STRATA_DATABASE_URL", &c.DatabaseURL)
 	str("STRATA_HTTP_ADDR", &c.HTTPAddr)
+	str("STRATA_OPS_ADDR", &c.OpsAddr)
 	str("STRATA_COMMAND_KEY", &c.CommandKey)
 	str("STRATA_LOG_LEVEL", &c.LogLevel)
 	str("STRATA_DATA_DIR", &c.DataDir)
@@ -108,6 +110,10 @@ func (c *Config) Bind(fs *flag.FlagSet, mode string) {
 	}
 	if mode == ModeDev || mode == ModeGateway {
 		fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (STRATA_HTTP_ADDR)")
+	}
+	if mode == ModeService {
+		fs.StringVar(&c.OpsAddr, "ops-addr", c.OpsAddr,
+			"listen address of /healthz, /readyz and /metrics; empty: none (STRATA_OPS_ADDR)")
 	}
 	if mode == ModeDev {
 		fs.StringVar(&c.KafkaAddr, "kafka-addr", c.KafkaAddr, "address of the embedded Kafka broker (STRATA_KAFKA_ADDR)")
