@@ -101,7 +101,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 	if cfg.Metrics != nil {
 		h := prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:        "strata_relay_publish_delay_seconds",
-			Help:        "Time from an event's append (occurred_at) to Kafka's acknowledgement of its record.",
+			Help:        "Time from the worker's decision (the event's occurred_at, on its clock) to Kafka's acknowledgement of its record (on the relay's).",
 			ConstLabels: prometheus.Labels{"service": cfg.Service},
 			Buckets:     prometheus.ExponentialBuckets(0.001, 1.5, 24), // 1 ms .. 11 s
 		})
