@@ -74,16 +74,20 @@ func (c *RelayConfig) setDefaults() {
 
 // Relay publishes a service's journal to Kafka: the rows its outbox lists,
 // in position order, each to its aggregate's topic keyed by aggregate id,
-// with acks=all, then takes them off the outbox. One relay per service is active at a
-// time, elected through a Postgres advisory lock; the others stand by.
+// with acks=all, then takes them off the outbox. One relay per service is
+// active at a time, elected through a Postgres advisory lock; the others
+// stand by.
 type Relay struct {
 	cfg     RelayConfig
 	journal *Journal
 	writer  *kafkago.Writer
 	log     *slog.Logger
 	delay   prometheus.Observer // nil without RelayConfig.Metrics
-	leader  atomic.Bool
-	running atomic.Bool
+	// read and readExcluding are unpublished's statements: the outbox's
+	// first rows, and those leaving out positions $2.
+	read, readExcluding string
+	leader              atomic.Bool
+	running             atomic.Bool
 }
 
 // NewRelay checks the config and returns a relay.
@@ -98,6 +102,10 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 		writer:  kafka.NewWriter(cfg.Brokers, ""),
 		log:     cfg.Logger.With("component", "relay", "service", cfg.Service),
 	}
+	const read = `SELECT ` + JournalColumns + ` FROM %[1]s.outbox o JOIN %[1]s.events e USING (position)
+		%[2]s ORDER BY o.position LIMIT $1`
+	r.read = fmt.Sprintf(read, r.journal.schema, "")
+	r.readExcluding = fmt.Sprintf(read, r.journal.schema, "WHERE o.position <> ALL($2::bigint[])")
 	if cfg.Metrics != nil {
 		h := prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:        "strata_relay_publish_delay_seconds",
@@ -206,9 +214,9 @@ func (r *Relay) lead(ctx context.Context) error {
 
 // drain publishes until the outbox is empty. It pipelines: while one
 // batch is being taken off the outbox (marked), the next is read and
-// produced (excluding the rows still being marked). A crash between a produce and
-// its mark republishes those rows: consumers dedupe by (ce_subject,
-// strataversion). Batches are produced one after another, so each
+// produced (excluding the rows still being marked). A crash between a
+// produce and its mark republishes those rows: consumers dedupe by
+// (ce_subject, strataversion). Batches are produced one after another, so each
 // aggregate's events reach Kafka in version order.
 func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) error {
 	var marking chan error
@@ -265,14 +273,12 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) error {
 // runs on the connection's generic plan: planning it cost twice its
 // execution.
 func (r *Relay) unpublished(ctx context.Context, q postgres.Batcher, marking []int64) ([]JournalEvent, error) {
-	const read = `SELECT ` + JournalColumns + ` FROM %[1]s.outbox o JOIN %[1]s.events e USING (position)
-		%[2]s ORDER BY o.position LIMIT $1`
 	b := &pgx.Batch{}
 	if len(marking) == 0 {
-		b.Queue(fmt.Sprintf(read, r.journal.schema, ""), r.cfg.BatchSize)
+		b.Queue(r.read, r.cfg.BatchSize)
 	} else {
 		b.Queue(`SELECT set_config('plan_cache_mode', 'force_custom_plan', true)`)
-		b.Queue(fmt.Sprintf(read, r.journal.schema, "WHERE o.position <> ALL($2::bigint[])"), r.cfg.BatchSize, marking)
+		b.Queue(r.readExcluding, r.cfg.BatchSize, marking)
 	}
 	res := q.SendBatch(ctx, b)
 	defer res.Close()

@@ -181,9 +181,7 @@ func (g *Gateway) handle(method, path, permission string, h http.HandlerFunc) {
 }
 
 func (g *Gateway) opsRoutes() {
-	g.handle(http.MethodGet, "/healthz", PermPublic, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	g.handle(http.MethodGet, "/healthz", PermPublic, healthz)
 	g.handle(http.MethodGet, "/readyz", PermPublic, g.readyz)
 	metrics := promhttp.HandlerFor(g.cfg.Metrics, promhttp.HandlerOpts{})
 	g.handle(http.MethodGet, "/metrics", PermPublic, metrics.ServeHTTP)
@@ -213,6 +211,11 @@ func (g *Gateway) openAPI(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
+// healthz answers 200 while the process serves requests.
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
 // readyz is 200 only when every check passes.
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) { writeReadiness(w, r, g.cfg.Checks) }
 
@@ -222,9 +225,7 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) { writeReadines
 // metrics).
 func OpsHandler(checks []Check, metrics *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { writeReadiness(w, r, checks) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	return mux

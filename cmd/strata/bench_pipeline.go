@@ -181,17 +181,11 @@ func roleEvents(def *aggregates.Definition, prefix, actor string, n int, perms [
 	return out, nil
 }
 
-// relayMessage is the record the relay makes of a journal event (see
-// commands.Relay): canonical data, CloudEvents headers, keyed by aggregate.
-func relayMessage(topic, service string, e *commands.JournalEvent) (kafkago.Message, error) {
-	return commands.EventMessage(topic, service, e, schemas.DataSchemaURI(e.Type))
-}
-
 func relayMessages(topic, service string, events []commands.JournalEvent) ([]kafkago.Message, error) {
 	msgs := make([]kafkago.Message, len(events))
 	for i := range events {
 		var err error
-		if msgs[i], err = relayMessage(topic, service, &events[i]); err != nil {
+		if msgs[i], err = commands.EventMessage(topic, service, &events[i], schemas.DataSchemaURI(events[i].Type)); err != nil {
 			return nil, err
 		}
 	}

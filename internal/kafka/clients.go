@@ -247,15 +247,14 @@ func logAt(l *slog.Logger, level slog.Level, msg string, args ...any) {
 // out: kafka-go drops the connection when a fetch answer comes later than
 // MaxWait, redials after a backoff of about 100ms and fetches again from
 // the same offset, so nothing is lost or repeated, and a broker busy for a
-// moment (the embedded one under
-// a bench's prefill) made dozens of readers warn together. Those go to
-// INFO; a broker that stays away shows in dial errors (still WARN) and in
-// the projectors' and workers' lag checks.
+// moment (the embedded one under a bench's prefill) made dozens of readers
+// warn together. Those go to INFO; a broker that stays away shows in dial
+// errors (still WARN) and in the projectors' and workers' lag checks.
 func readerErrorLog(l *slog.Logger) kafkago.LoggerFunc {
 	return func(msg string, args ...any) {
 		level := slog.LevelWarn
 		if strings.HasPrefix(msg, "the kafka reader got an unknown error reading partition") &&
-			slices.ContainsFunc(args, func(a any) bool { return isTimeout(a) }) {
+			slices.ContainsFunc(args, isTimeout) {
 			level = slog.LevelInfo
 		}
 		logAt(l, level, msg, args...)
