@@ -12,6 +12,7 @@ import (
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/strata-cqrs/strata/internal/kafka"
 )
 
 // keyMetadata carries the partition key from the marshaler to the Kafka
@@ -49,6 +50,9 @@ func NewBus(cfg BusConfig) (*Bus, error) {
 	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Retry.Max = 5
 	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	// In memory to an embedded broker of this process, TCP otherwise.
+	sc.Net.Proxy.Enable = true
+	sc.Net.Proxy.Dialer = kafka.Dialer{Timeout: sc.Net.DialTimeout}
 	logger := watermill.NewSlogLogger(cfg.Logger.With("component", "bus"))
 	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
 		Brokers: cfg.Brokers,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -238,6 +239,15 @@ func TestDevEndToEnd(t *testing.T) {
 		expectCode(t, c.do("GET", "/roles/"+r.str("id"), ""), 404, "not_found")
 		expectCode(t, c.wait("DELETE", "/roles/"+r.str("id"), "", 409), 409, "aggregate_deleted")
 		c.wait("POST", "/roles", `{"name":"Doomed"}`, 201) // the name is free again
+	})
+
+	t.Run("PlatformReachesItsBrokerInMemory", func(t *testing.T) {
+		m := c.do("GET", "/metrics", "")
+		tcp := regexp.MustCompile(`strata_embedded_kafka_connections_total\{transport="tcp"\} (\d+)`).FindSubmatch(m.Raw)
+		mem := regexp.MustCompile(`strata_embedded_kafka_connections_total\{transport="memory"\} (\d+)`).FindSubmatch(m.Raw)
+		if tcp == nil || mem == nil || string(tcp[1]) != "0" || string(mem[1]) == "0" {
+			t.Fatalf("the embedded broker's connections: tcp %q, memory %q; want none over TCP from the platform itself", tcp, mem)
+		}
 	})
 
 	// Restart on the same data dir: everything is kept and versions continue.

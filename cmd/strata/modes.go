@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	authdomain "github.com/strata-cqrs/strata/aggregates/auth"
@@ -149,6 +150,7 @@ func (d *Dev) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.metrics.MustRegister(brokerConnections(broker, "tcp"), brokerConnections(broker, "memory"))
 	for _, s := range services() {
 		if err := n.addService(s); err != nil {
 			return err
@@ -173,6 +175,22 @@ func (d *Dev) Run(ctx context.Context) error {
 		fmt.Fprintf(d.out, "  Admin     %s (created on the first start)\n", d.cfg.AdminEmail)
 	}
 	return nil
+}
+
+// brokerConnections counts the embedded broker's accepted connections of
+// one transport: "memory" from this process's clients, "tcp" from others.
+func brokerConnections(b *kafka.Broker, transport string) prometheus.CounterFunc {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name:        "strata_embedded_kafka_connections_total",
+		Help:        "Connections the embedded Kafka broker accepted: in memory from the platform's own clients, over TCP from other processes.",
+		ConstLabels: prometheus.Labels{"transport": transport},
+	}, func() float64 {
+		tcp, mem := b.Connections()
+		if transport == "tcp" {
+			return float64(tcp)
+		}
+		return float64(mem)
+	})
 }
 
 // commandKey takes STRATA_COMMAND_KEY, or one kept under the data dir.

@@ -107,7 +107,7 @@ func Ping(ctx context.Context, brokers []string) error {
 // adminClient returns a kafka-go Client with its own transport, and a func
 // that releases the transport's connections.
 func adminClient(brokers []string) (*kafkago.Client, func()) {
-	tr := &kafkago.Transport{}
+	tr := &kafkago.Transport{Dial: Dial}
 	return &kafkago.Client{Addr: kafkago.TCP(brokers...), Transport: tr, Timeout: adminTimeout}, tr.CloseIdleConnections
 }
 
@@ -139,6 +139,10 @@ func NewWriter(brokers []string, topic string) *kafkago.Writer {
 	w.BatchTimeout = 2 * time.Millisecond
 	w.BatchSize = 256
 	w.AllowAutoTopicCreation = false
+	// NewWriter builds its Transport's dial from the Dialer's net settings
+	// and ignores DialFunc; the Transport dials nothing before the first
+	// write, so Dial can still take over here.
+	w.Transport.(*kafkago.Transport).Dial = Dial
 	return w
 }
 
@@ -213,7 +217,7 @@ func NewReader(o ReaderOptions) *kafkago.Reader {
 		Brokers:           slices.Clone(o.Brokers),
 		GroupID:           o.GroupID,
 		GroupTopics:       slices.Clone(o.Topics),
-		Dialer:            &kafkago.Dialer{Timeout: 10 * time.Second, DualStack: true, ClientID: "strata"},
+		Dialer:            &kafkago.Dialer{Timeout: 10 * time.Second, ClientID: "strata", DialFunc: Dial},
 		MinBytes:          1,
 		MaxBytes:          readerMaxBytes,
 		MaxWait:           readerMaxWait,

@@ -77,6 +77,7 @@ type Broker struct {
 	cluster *kfake.Cluster
 	addr    string
 	log     *slog.Logger
+	ln      *listener
 	once    sync.Once
 }
 
@@ -92,10 +93,13 @@ func StartEmbedded(o EmbeddedOptions) (*Broker, error) {
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka: embedded broker options: %w", err)
 	}
-	ln, err := net.Listen("tcp", o.Addr)
+	tcp, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: embedded broker: listen on %s: %w", o.Addr, err)
 	}
+	// Clients in this process that connect through Dial get in-memory
+	// connections; others come in over TCP (see inproc.go).
+	ln := listen(tcp, o.Logger)
 	var handedOut bool
 	listen := func(string, string) (net.Listener, error) {
 		// kfake asks once per broker and we run one broker; it passes
@@ -121,7 +125,7 @@ func StartEmbedded(o EmbeddedOptions) (*Broker, error) {
 		ln.Close()
 		return nil, fmt.Errorf("kafka: start embedded broker on %s: %w", o.Addr, err)
 	}
-	b := &Broker{cluster: c, addr: ln.Addr().String(), log: o.Logger}
+	b := &Broker{cluster: c, addr: ln.Addr().String(), log: o.Logger, ln: ln}
 	o.Logger.Info("kafka: embedded broker listening", "addr", b.addr, "data_dir", o.DataDir)
 	return b, nil
 }
@@ -130,11 +134,18 @@ func StartEmbedded(o EmbeddedOptions) (*Broker, error) {
 // actual port when Addr asked for port 0).
 func (b *Broker) Addr() string { return b.addr }
 
+// Connections returns how many connections the broker has accepted over
+// TCP and in memory (from clients in this process that dial through Dial).
+func (b *Broker) Connections() (tcp, inProcess int64) {
+	return b.ln.tcpAccepted.Load(), b.ln.memAccepted.Load()
+}
+
 // Close stops the broker and, with a DataDir, flushes its state to disk. It
 // is safe to call more than once.
 func (b *Broker) Close() {
 	b.once.Do(func() {
 		b.cluster.Close()
+		b.ln.Close()
 		b.log.Info("kafka: embedded broker stopped", "addr", b.addr)
 	})
 }
