@@ -96,7 +96,7 @@ func (m *BenchMain) createTopics(ctx context.Context, p *pieces, names ...string
 		m.onClose(func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			return bench.DeleteTopics(ctx, p.brokers, names...)
+			return kafka.DeleteTopics(ctx, p.brokers, names...)
 		})
 	}
 	return nil

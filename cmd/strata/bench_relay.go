@@ -89,7 +89,7 @@ func runRelay(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 	// runtime handing pages back to the OS.
 	msgs = nil
 	if m.opts.kafka == "" {
-		if err := bench.DeleteTopics(ctx, p.brokers, rawTopic); err != nil {
+		if err := kafka.DeleteTopics(ctx, p.brokers, rawTopic); err != nil {
 			return nil, err
 		}
 		runtime.GC()

@@ -180,22 +180,3 @@ func TopicRecords(ctx context.Context, brokers []string, topic string) (int64, e
 	}
 	return n, nil
 }
-
-// DeleteTopics deletes topics a scenario created on a broker it did not
-// start.
-func DeleteTopics(ctx context.Context, brokers []string, topics ...string) error {
-	tr := &kafkago.Transport{}
-	defer tr.CloseIdleConnections()
-	c := &kafkago.Client{Addr: kafkago.TCP(brokers...), Transport: tr, Timeout: 30 * time.Second}
-	res, err := c.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: topics})
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for t, e := range res.Errors {
-		if e != nil {
-			errs = append(errs, fmt.Errorf("delete topic %s: %w", t, e))
-		}
-	}
-	return errors.Join(errs...)
-}

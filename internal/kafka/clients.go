@@ -104,6 +104,24 @@ func Ping(ctx context.Context, brokers []string) error {
 	return nil
 }
 
+// DeleteTopics deletes topics; the error lists every topic that could not
+// be deleted.
+func DeleteTopics(ctx context.Context, brokers []string, topics ...string) error {
+	c, done := adminClient(brokers)
+	defer done()
+	res, err := c.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("kafka: delete topics: %w", err)
+	}
+	var errs []error
+	for t, e := range res.Errors {
+		if e != nil {
+			errs = append(errs, fmt.Errorf("kafka: delete topic %s: %w", t, e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // adminClient returns a kafka-go Client with its own transport, and a func
 // that releases the transport's connections.
 func adminClient(brokers []string) (*kafkago.Client, func()) {

@@ -101,7 +101,7 @@ func StartEmbedded(o EmbeddedOptions) (*Broker, error) {
 	// connections; others come in over TCP (see inproc.go).
 	ln := listen(tcp, o.Logger)
 	var handedOut bool
-	listen := func(string, string) (net.Listener, error) {
+	listenFn := func(string, string) (net.Listener, error) {
 		// kfake asks once per broker and we run one broker; it passes
 		// 127.0.0.1:<port>, but we listen where we were told to.
 		if handedOut {
@@ -112,7 +112,7 @@ func StartEmbedded(o EmbeddedOptions) (*Broker, error) {
 	}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
-		kfake.ListenFn(listen),
+		kfake.ListenFn(listenFn),
 		kfake.DefaultNumPartitions(o.Partitions),
 		kfake.GroupMinSessionTimeout(groupMinSessionTimeout),
 		kfake.WithLogger(slogAdapter{o.Logger}),

@@ -25,7 +25,11 @@ import (
 // embedded broker of this process. Everything else is unchanged: the same
 // Kafka protocol, the same broker, the same client code paths. Clients in
 // other processes (kcat, analytics consumers) use the TCP listener as
-// before, and against a real cluster Dial is a plain TCP dial.
+// before, and against a real cluster Dial is a plain TCP dial. net.Pipe has
+// no buffer, unlike a socket: a write waits for the peer's read. That
+// suits these clients, because the broker reads one request ahead and
+// handles a connection's requests one at a time, and every client reads
+// its responses apart from writing its requests.
 
 // local maps the address each running embedded broker listens on, and
 // advertises, to its listener.
@@ -70,6 +74,7 @@ type listener struct {
 	once  sync.Once
 
 	tcpAccepted, memAccepted atomic.Int64
+	dials                    atomic.Int64
 }
 
 // listen starts accepting on tcp and registers the listener for in-memory
@@ -114,6 +119,10 @@ func (l *listener) acceptTCP() {
 // has accepted the other end.
 func (l *listener) dial(ctx context.Context) (net.Conn, error) {
 	client, server := net.Pipe()
+	id := memAddr(fmt.Sprintf("in-process#%d", l.dials.Add(1)))
+	broker := memAddr(l.tcp.Addr().String())
+	client = memConn{Conn: client, local: id, remote: broker}
+	server = memConn{Conn: server, local: broker, remote: id}
 	select {
 	case l.conns <- server:
 		l.memAccepted.Add(1)
@@ -152,3 +161,20 @@ func (l *listener) Close() error {
 
 // Addr is the TCP address, which the broker advertises.
 func (l *listener) Addr() net.Addr { return l.tcp.Addr() }
+
+// memConn is one end of an in-memory connection. Its addresses are of the
+// network "memory": the broker's TCP address on the broker's side, and
+// in-process#N for the client, which is how the broker's logs and its
+// consumer-group descriptions name the connection.
+type memConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (c memConn) LocalAddr() net.Addr  { return c.local }
+func (c memConn) RemoteAddr() net.Addr { return c.remote }
+
+type memAddr string
+
+func (a memAddr) Network() string { return "memory" }
+func (a memAddr) String() string  { return string(a) }

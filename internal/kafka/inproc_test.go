@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"errors"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -82,8 +83,11 @@ func TestDial(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s to the embedded broker: %v", name, err)
 		}
-		if n := c.RemoteAddr().Network(); n != "pipe" {
-			t.Errorf("%s to the embedded broker gave a %q connection, want an in-memory pipe", name, n)
+		if n, a := c.RemoteAddr().Network(), c.RemoteAddr().String(); n != "memory" || a != addr {
+			t.Errorf("%s to the embedded broker gave a connection to %s %s, want memory %s", name, n, a, addr)
+		}
+		if a := c.LocalAddr().String(); !strings.HasPrefix(a, "in-process#") {
+			t.Errorf("%s: the client end is named %q, want in-process#N", name, a)
 		}
 		c.Close()
 	}
@@ -102,10 +106,16 @@ func TestDial(t *testing.T) {
 	}
 	c.Close()
 
+	// Once the broker has stopped, its address is TCP's again: the dial
+	// is refused, or reaches whatever took the port since, but is never
+	// in memory.
 	b.Close()
 	if c, err := kafka.Dial(ctx, "tcp", addr); err == nil {
+		n := c.RemoteAddr().Network()
 		c.Close()
-		t.Fatal("Dial to a stopped embedded broker succeeded")
+		if n != "tcp" {
+			t.Fatalf("Dial to a stopped embedded broker gave a %q connection, want tcp", n)
+		}
 	} else if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("Dial to a stopped embedded broker: %v, want connection refused over TCP", err)
 	}
