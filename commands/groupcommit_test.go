@@ -1,10 +1,19 @@
 package commands
 
 import (
+	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/strata-cqrs/strata/aggregates/auth"
+	"github.com/strata-cqrs/strata/internal/testkit"
 )
+
+// lazyInt prints a counter's value when a failure message is formatted.
+type lazyInt struct{ n *atomic.Int64 }
+
+func (l lazyInt) String() string { return strconv.FormatInt(l.n.Load(), 10) }
 
 // TestWorkerGroupCommits checks the group-commit path: a batch that mixes
 // creations, renames, grants and rejections across aggregates is decided
@@ -45,8 +54,11 @@ func TestWorkerGroupCommits(t *testing.T) {
 	if ch, err := VerifyChain(h.events(role)); ch != 0 || err != nil {
 		t.Fatalf("hash chain broken at %d: %v", ch, err)
 	}
-	if w.grouped.Load() == 0 || w.oneByOne.Load() != 0 {
-		t.Fatalf("grouped %d, one by one %d: want the batch group-committed", w.grouped.Load(), w.oneByOne.Load())
+	// The counters go up just after the commit that made the outcomes
+	// visible.
+	testkit.Eventually(t, 10*time.Second, func() bool { return w.grouped.Load() > 0 }, "the batch was not group-committed")
+	if n := w.oneByOne.Load(); n != 0 {
+		t.Fatalf("one by one %d: want the batch group-committed", n)
 	}
 
 	t.Run("CachedStateCatchesUpWithOtherWriters", func(t *testing.T) {
@@ -73,9 +85,8 @@ func TestWorkerGroupCommits(t *testing.T) {
 		if ch, err := VerifyChain(got); ch != 0 || err != nil {
 			t.Fatalf("hash chain broken at %d: %v", ch, err)
 		}
-		if w.oneByOne.Load() == slow {
-			t.Fatalf("the stale batch was not decided again one by one")
-		}
+		testkit.Eventually(t, 10*time.Second, func() bool { return w.oneByOne.Load() > slow },
+			"the stale batch was not decided again one by one")
 	})
 }
 
@@ -96,9 +107,8 @@ func TestWorkerContestedKeyFallsBackToOneByOne(t *testing.T) {
 	}
 	wantOutcome(t, sb, StatusAccepted, "")
 	wantOutcome(t, sa, StatusRejected, auth.CodeRoleExists)
-	if w.oneByOne.Load() != 1 {
-		t.Fatalf("one-by-one batches %d, want 1", w.oneByOne.Load())
-	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return w.oneByOne.Load() == 1 },
+		"one-by-one batches %v, want 1", lazyInt{&w.oneByOne})
 }
 
 // TestWorkerPoisonCommandDoesNotBlock: a value Postgres refuses (NUL in
