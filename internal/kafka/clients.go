@@ -134,7 +134,7 @@ func adminClient(brokers []string) (*kafkago.Client, func()) {
 // returns nil has been acknowledged by all in-sync replicas (RequireAll);
 // messages with the same key go to the same partition, chosen exactly as the
 // Java client does (murmur2), so other clients agree on placement; topics are
-// never auto-created. Batches flush after 2ms or 1000 messages. The writer
+// never auto-created. Batches flush after 2ms or 256 messages. The writer
 // has its own transport, shared with no other client, and Close releases it
 // (its connections and its metadata goroutine). It panics if brokers is
 // empty.
