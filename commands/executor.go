@@ -96,9 +96,9 @@ func (x *Executor) Execute(ctx context.Context, tx pgx.Tx, env *Envelope) (*Aggr
 // strata.commands in the same transaction. It returns the number of
 // events appended. A returned error leaves tx to be rolled back.
 func (x *Executor) decideRecorded(ctx context.Context, tx pgx.Tx, env *Envelope) (int, error) {
-	var status string
-	err := tx.QueryRow(ctx, `SELECT status FROM strata.commands WHERE id=$1 FOR UPDATE`, env.ID).Scan(&status)
-	if err == nil && status != StatusPending {
+	var decided bool
+	err := tx.QueryRow(ctx, `SELECT `+decidedSQL+` FROM strata.commands WHERE id=$1 FOR UPDATE`, env.ID).Scan(&decided)
+	if err == nil && decided {
 		return 0, nil // already decided: a redelivery
 	}
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -127,7 +127,7 @@ func (x *Executor) decideRecorded(ctx context.Context, tx pgx.Tx, env *Envelope)
 	if err := sp.Commit(ctx); err != nil {
 		return 0, err
 	}
-	status = StatusAccepted
+	status := StatusAccepted
 	if n == 0 {
 		status = StatusProjected // nothing to project
 	}

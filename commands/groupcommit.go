@@ -295,7 +295,7 @@ func (g *group) load(ctx context.Context, tx postgres.Batcher, pending []pending
 	// Commands decided before are skipped. A second worker deciding the
 	// same pending commands at the same time (a rebalance overlap) is
 	// caught when it records them: see write's check of decideManySQL.
-	b.Queue(`SELECT id::text, true FROM strata.commands WHERE id = ANY($1::uuid[]) AND status <> 'pending'`, ids)
+	b.Queue(`SELECT id::text, true FROM strata.commands WHERE id = ANY($1::uuid[]) AND `+decidedSQL, ids)
 	b.Queue(`SELECT e.aggregate_id::text, e.aggregate_type, e.version, e.type, e.data, e.hash
 		FROM `+g.w.exec.journal.schema+`.events e JOIN unnest($1::uuid[], $2::bigint[]) AS t(id, v)
 		ON e.aggregate_id = t.id AND e.version > t.v ORDER BY e.aggregate_id, e.version`, aggIDs, from)
@@ -591,7 +591,7 @@ const decideManySQL = `INSERT INTO strata.commands
 		$9::bigint[], $10::timestamptz[]) AS t(id, service, type, agg, actor, status, code, reason, version, submitted)
 	ON CONFLICT (id) DO UPDATE SET status=EXCLUDED.status, code=EXCLUDED.code, reason=EXCLUDED.reason,
 		version=EXCLUDED.version, decided_at=EXCLUDED.decided_at, projected_at=EXCLUDED.projected_at
-	WHERE strata.commands.status = 'pending'`
+	WHERE NOT ` + decidedSQL
 
 func outcomeColumns(os []outcome) []any {
 	n := len(os)

@@ -166,8 +166,30 @@ func (s *StatusStore) drainPending(ctx context.Context) {
 // crash within a fraction of a second can lose it, and then the worker,
 // which upserts the outcome from the command itself, writes it again.
 func (s *StatusStore) insertMany(ctx context.Context, batch []pendingInsert) {
-	b := pendingBatch(batch)
-	res := s.pool.SendBatch(ctx, b)
+	out, err := s.insertPlain(ctx, batch)
+	if err != nil {
+		for _, p := range batch {
+			st, err := s.insertPlain(ctx, []pendingInsert{p})
+			if err == nil {
+				p.done <- pendingResult{st: st[0]}
+			} else {
+				p.done <- pendingResult{err: err}
+			}
+		}
+		return
+	}
+	for i, p := range batch {
+		p.done <- pendingResult{st: out[i]}
+	}
+}
+
+// insertPlain writes the pending rows of commands without an idempotency
+// key or a secret and returns their statuses in batch order. The gateway
+// produces such a command while its row is being written, so a worker may
+// have decided it already: its row is returned as it is. A forged_command
+// rejection under the id gives way to the pending row (see decidedSQL).
+func (s *StatusStore) insertPlain(ctx context.Context, batch []pendingInsert) ([]*Status, error) {
+	res := s.pool.SendBatch(ctx, pendingBatch(batch))
 	_, err := res.Exec()
 	var out []*Status
 	if err == nil {
@@ -179,20 +201,39 @@ func (s *StatusStore) insertMany(ctx context.Context, batch []pendingInsert) {
 	if cerr := res.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil || len(out) != len(batch) {
-		for _, p := range batch {
-			st, err := s.insertOne(ctx, s.pool, p.env, nil, p.hash)
-			p.done <- pendingResult{st, err}
-		}
-		return
+	if err != nil {
+		return nil, err
 	}
 	byID := make(map[string]*Status, len(batch))
 	for _, st := range out {
 		byID[st.ID] = st
 	}
+	var decided []string
 	for _, p := range batch {
-		p.done <- pendingResult{st: byID[p.env.ID]}
+		if byID[p.env.ID] == nil {
+			decided = append(decided, p.env.ID)
+		}
 	}
+	if len(decided) > 0 {
+		rows, err := s.pool.Query(ctx, `SELECT `+statusColumns+` FROM strata.commands WHERE id = ANY($1::uuid[])`, decided)
+		if err != nil {
+			return nil, err
+		}
+		sts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Status, error) { return scanStatus(r) })
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range sts {
+			byID[st.ID] = st
+		}
+	}
+	sts := make([]*Status, len(batch))
+	for i, p := range batch {
+		if sts[i] = byID[p.env.ID]; sts[i] == nil {
+			return nil, fmt.Errorf("status: pending row of %s neither written nor found", p.env.ID)
+		}
+	}
+	return sts, nil
 }
 
 // pendingBatch is the pipeline insertMany sends: the asynchronous-commit
@@ -214,6 +255,11 @@ func pendingBatch(batch []pendingInsert) *pgx.Batch {
 		SELECT id, service, type, agg, actor, 'pending', hash, at
 		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bytea[], $7::timestamptz[])
 			AS t(id, service, type, agg, actor, hash, at)
+		ON CONFLICT (id) DO UPDATE SET service=EXCLUDED.service, type=EXCLUDED.type,
+			aggregate_id=EXCLUDED.aggregate_id, actor=EXCLUDED.actor, status='pending', code=NULL, reason=NULL,
+			version=NULL, request_hash=EXCLUDED.request_hash, submitted_at=EXCLUDED.submitted_at,
+			decided_at=NULL, projected_at=NULL
+		WHERE strata.commands.code = 'forged_command'
 		RETURNING `+statusColumns, ids, svc, typ, agg, actor, hash, at)
 	return b
 }
@@ -257,7 +303,10 @@ type Secret struct {
 // InsertPending records a command as pending. With an idempotency key that
 // named a command of the same request within the window, it returns that
 // command's status and existing=true, and records nothing. With a key that
-// named a different request it returns ErrIdempotencyReused.
+// named a different request it returns ErrIdempotencyReused. A command
+// without a key or a secret may be on Kafka already (the gateway produces
+// it while its row is written): if a worker has recorded its decision, that
+// status is returned, and existing stays false.
 func (s *StatusStore) InsertPending(ctx context.Context, sub Submission) (st *Status, existing bool, err error) {
 	env := sub.Envelope
 	var key *string
@@ -273,6 +322,11 @@ func (s *StatusStore) InsertPending(ctx context.Context, sub Submission) (st *St
 	switch {
 	case key == nil && sub.Secret == nil && s.running.Load():
 		st, err = s.queueInsert(ctx, env, sub.RequestHash)
+	case key == nil && sub.Secret == nil:
+		var sts []*Status
+		if sts, err = s.insertPlain(ctx, []pendingInsert{{env: env, hash: sub.RequestHash}}); err == nil {
+			st = sts[0]
+		}
 	case sub.Secret == nil:
 		st, err = s.insertOne(ctx, s.pool, env, key, sub.RequestHash)
 	default:
@@ -360,6 +414,13 @@ func (s *StatusStore) MarkFailed(ctx context.Context, id, code, reason string) e
 	return err
 }
 
+// decidedSQL is true of a strata.commands row that holds a decision. A
+// forged_command rejection (aggregates.CodeForged) is none: it refused a
+// message whose signature was wrong, and the genuine command with that id,
+// which the gateway may produce before its pending row is written (see
+// Gateway.record), is still to be decided.
+const decidedSQL = `(strata.commands.status <> 'pending' AND strata.commands.code IS DISTINCT FROM 'forged_command')`
+
 // decide records the worker's outcome inside its transaction. A row that
 // does not exist yet is created, so a signed command produced without a
 // pending row still gets a status; a row already decided is left as it is.
@@ -369,7 +430,7 @@ func decide(ctx context.Context, tx pgx.Tx, env *Envelope, status string, code, 
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,now(), CASE WHEN $6='projected' THEN now() END)
 		ON CONFLICT (id) DO UPDATE SET status=EXCLUDED.status, code=EXCLUDED.code, reason=EXCLUDED.reason,
 			version=EXCLUDED.version, decided_at=EXCLUDED.decided_at, projected_at=EXCLUDED.projected_at
-		WHERE strata.commands.status = 'pending'`,
+		WHERE NOT `+decidedSQL,
 		env.ID, env.Service(), env.Type, env.AggregateID, env.Actor.UserID, status, code, reason, version, env.IssuedAt)
 	if err != nil {
 		return fmt.Errorf("status: decide %s: %w", env.ID, err)

@@ -227,6 +227,50 @@ func TestWorkerRefusesForgedCommands(t *testing.T) {
 			t.Errorf("after the genuine command the role has %v, want one RoleCreated named genuine", evs)
 		}
 	})
+
+	// The gateway produces a command while its pending row is written, so
+	// a forged copy of it (its id read off the topic) may be refused and
+	// recorded before the genuine command has a row. The refusal gives way:
+	// to the gateway's pending row, and to the genuine decision, whether or
+	// not that row was written.
+	t.Run("GivesWayToTheGenuineCommand", func(t *testing.T) {
+		withRow := h.command(NewID(), auth.CreateRole{Name: "produced-then-recorded"})
+		withoutRow := h.command(NewID(), auth.CreateRole{Name: "produced-never-recorded"})
+		for _, genuine := range []*Envelope{withRow, withoutRow} {
+			forged := *genuine
+			forged.Payload = []byte(`{"name":"forged first"}`)
+			h.produce(rawMessage(&forged, nil))
+			wantOutcome(t, h.decided(genuine.ID), StatusRejected, aggregates.CodeForged)
+		}
+		st, existing, err := h.status.InsertPending(h.ctx, Submission{Envelope: withRow, RequestHash: []byte("h")})
+		if err != nil || existing || st.Status != StatusPending || st.Actor != withRow.Actor.UserID {
+			t.Fatalf("pending row over a forgery: %+v, existing %v, %v; want the genuine command pending", st, existing, err)
+		}
+		for _, genuine := range []*Envelope{withRow, withoutRow} {
+			h.send(genuine)
+			testkit.Eventually(t, wait, func() bool {
+				st, err := h.status.Get(h.ctx, genuine.ID)
+				return err == nil && st.Status == StatusAccepted
+			}, "the genuine command %s was not decided after its forgery", genuine.ID)
+			evs := h.events(genuine.AggregateID)
+			if len(evs) != 1 || !strings.Contains(string(evs[0].Data), `"produced-`) {
+				t.Errorf("role %s has %v, want one RoleCreated of the genuine command", genuine.AggregateID, evs)
+			}
+		}
+	})
+
+	// A worker may decide a command before the gateway writes its pending
+	// row: the row the worker wrote stands, and is what the gateway gets.
+	t.Run("PendingRowAfterTheDecision", func(t *testing.T) {
+		genuine := h.command(NewID(), auth.CreateRole{Name: "decided-first"})
+		h.send(genuine)
+		wantOutcome(t, h.decided(genuine.ID), StatusAccepted, "")
+		st, existing, err := h.status.InsertPending(h.ctx, Submission{Envelope: genuine, RequestHash: []byte("h")})
+		if err != nil || existing || st.Status != StatusAccepted || st.Version == nil || *st.Version != 1 {
+			t.Fatalf("pending row after the decision: %+v, existing %v, %v; want the decision", st, existing, err)
+		}
+		wantOutcome(t, h.statusOf(genuine.ID), StatusAccepted, "")
+	})
 }
 
 func TestWorkerDeadLettersUndecodableCommands(t *testing.T) {

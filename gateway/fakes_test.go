@@ -30,6 +30,10 @@ type fakeDeps struct {
 	mu      sync.Mutex
 	subs    []commands.Submission
 	revoked []string // users whose sessions were ended
+	sent    []string // command ids produced
+	failed  []string // command ids marked failed
+
+	sendErr, pendingErr error // what Send and InsertPending answer
 }
 
 var (
@@ -46,12 +50,20 @@ var (
 	_ Passwords     = fakePasswords{}
 )
 
-func (*fakeDeps) Send(context.Context, *commands.Envelope) error { return nil }
+func (f *fakeDeps) Send(_ context.Context, env *commands.Envelope) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, env.ID)
+	return f.sendErr
+}
 
 func (f *fakeDeps) InsertPending(_ context.Context, sub commands.Submission) (*commands.Status, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.subs = append(f.subs, sub)
+	if f.pendingErr != nil {
+		return nil, false, f.pendingErr
+	}
 	return &commands.Status{ID: sub.Envelope.ID, AggregateID: sub.Envelope.AggregateID, Status: commands.StatusPending}, false, nil
 }
 
@@ -61,7 +73,12 @@ func (f *fakeDeps) submissions() []commands.Submission {
 	return append([]commands.Submission(nil), f.subs...)
 }
 
-func (*fakeDeps) MarkFailed(context.Context, string, string, string) error { return nil }
+func (f *fakeDeps) MarkFailed(_ context.Context, id, _, _ string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failed = append(f.failed, id)
+	return nil
+}
 func (*fakeDeps) Get(context.Context, string) (*commands.Status, error) {
 	return nil, commands.ErrNotFound
 }
@@ -157,6 +174,12 @@ func newTestGateway(t *testing.T, users fakeAccess) (*Gateway, *fakeDeps) {
 
 // serve sends one request to g as user ("" for none) and returns the response.
 func serve(g *Gateway, user, method, path, body string) *httptest.ResponseRecorder {
+	return serveWith(g, user, method, path, body)
+}
+
+// serveWith is serve with more request headers, as name/value pairs; a pair
+// with an empty value is left out.
+func serveWith(g *Gateway, user, method, path, body string, headers ...string) *httptest.ResponseRecorder {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -167,6 +190,11 @@ func serve(g *Gateway, user, method, path, body string) *httptest.ResponseRecord
 	}
 	if user != "" {
 		req.Header.Set("Authorization", "Bearer "+user)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] != "" {
+			req.Header.Set(headers[i], headers[i+1])
+		}
 	}
 	rec := httptest.NewRecorder()
 	g.ServeHTTP(rec, req)

@@ -229,8 +229,20 @@ func (g *Gateway) envelope(r *http.Request, wr write, aggID string, payload json
 
 // record writes the pending row and produces the command. It answers the
 // request itself and returns false when it could not.
+//
+// A command with an Idempotency-Key, a secret or sessions to end is
+// produced only once its row is written: the key may name an earlier
+// command, and the secret and the revocation must be in place before a
+// worker acts. Any other command is produced while its row is written, so
+// that accepting it takes the longer of the two round trips, not both.
+// Then a worker may decide it before the row exists; the row it records
+// stands (InsertPending returns it), and a forged copy recorded first
+// gives way to the genuine command (commands.decidedSQL).
 func (g *Gateway) record(w http.ResponseWriter, r *http.Request, wr write, sub commands.Submission, body []byte) (*commands.Status, bool) {
 	env := sub.Envelope
+	if env.IdempotencyKey == "" && sub.Secret == nil && !wr.EndsSessions {
+		return g.recordProducing(w, r, sub, body)
+	}
 	if sub.Secret != nil {
 		// The idempotency hash never covers a secret: a fast hash of a body
 		// holding a password, kept in strata.commands, would let whoever
@@ -239,10 +251,7 @@ func (g *Gateway) record(w http.ResponseWriter, r *http.Request, wr write, sub c
 		// the same key and another password names the first command.
 		body = env.Payload
 	}
-	h := sha256.New()
-	h.Write([]byte(r.Method + " " + r.URL.Path + "\n" + r.Header.Get("If-Match") + "\n"))
-	h.Write(body)
-	sub.RequestHash = h.Sum(nil)
+	sub.RequestHash = requestHash(r, body)
 	st, existing, err := g.cfg.Statuses.InsertPending(r.Context(), sub)
 	switch {
 	case errors.Is(err, commands.ErrIdempotencyReused):
@@ -264,6 +273,44 @@ func (g *Gateway) record(w http.ResponseWriter, r *http.Request, wr write, sub c
 		return g.abandon(w, r, env, "produce command", err, "the command bus is unavailable; retry later")
 	}
 	return st, true
+}
+
+// recordProducing writes the pending row and produces the command at the
+// same time (see record).
+func (g *Gateway) recordProducing(w http.ResponseWriter, r *http.Request, sub commands.Submission, body []byte) (*commands.Status, bool) {
+	env := sub.Envelope
+	sub.RequestHash = requestHash(r, body)
+	sent := make(chan error, 1)
+	go func() { sent <- g.cfg.Bus.Send(r.Context(), env) }()
+	st, _, err := g.cfg.Statuses.InsertPending(r.Context(), sub)
+	sendErr := <-sent
+	switch {
+	case sendErr != nil && err == nil:
+		return g.abandon(w, r, env, "produce command", sendErr, "the command bus is unavailable; retry later")
+	case sendErr != nil:
+		g.log.Error("record pending command", "command_id", env.ID, "err", err)
+		g.log.Error("produce command", "command_id", env.ID, "err", sendErr)
+		writeProblem(w, r, codeUnavailable, "the command store and the command bus are unavailable; retry later")
+		return nil, false
+	case err != nil:
+		// The command is on Kafka and will be decided; a 503 would have the
+		// client submit it twice. Its status appears once a worker records
+		// the decision.
+		g.log.Error("record pending command after producing it; its status appears when a worker decides it",
+			"command_id", env.ID, "err", err)
+		return &commands.Status{ID: env.ID, Type: env.Type, AggregateID: env.AggregateID, Actor: env.Actor.UserID,
+			Status: commands.StatusPending, SubmittedAt: env.IssuedAt}, true
+	}
+	return st, true
+}
+
+// requestHash is the idempotency hash of a request: method, path, If-Match
+// and body.
+func requestHash(r *http.Request, body []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(r.Method + " " + r.URL.Path + "\n" + r.Header.Get("If-Match") + "\n"))
+	h.Write(body)
+	return h.Sum(nil)
 }
 
 // decidedAnyway reports a command that a worker decided although its
@@ -295,6 +342,11 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, wr write, st *
 		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
 		until := time.Now().Add(wait)
 		final, err := g.waitTerminal(r.Context(), st.ID, wait)
+		if errors.Is(err, commands.ErrNotFound) {
+			// Produced, but its row could not be written (see
+			// recordProducing): a worker will record it; answer 202.
+			final, err = st, nil
+		}
 		if err == nil && final.Status == commands.StatusProjected && wr.Then != nil {
 			err = g.waitFollowUp(r.Context(), wr.Then(final.AggregateID), time.Until(until))
 		}

@@ -3,7 +3,10 @@ package gateway
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/strata-cqrs/strata/commands"
@@ -75,5 +78,65 @@ func TestPasswordChangeAndDisableEndSessions(t *testing.T) {
 	defer deps.mu.Unlock()
 	if !slices.Equal(deps.revoked, []string{ended, ended}) {
 		t.Fatalf("sessions ended for %v, want the password change's and the disable's user", deps.revoked)
+	}
+}
+
+// TestWritesProduceWhileRecording: a command without an Idempotency-Key,
+// secret or sessions to end is produced while its pending row is written.
+// A failed produce fails the request (503, the row marked failed); a
+// failed pending row after a produce that went through does not, because
+// a retry would submit the command twice. A command with an
+// Idempotency-Key is still produced only after its row is written.
+func TestWritesProduceWhileRecording(t *testing.T) {
+	down := errors.New("down")
+	for _, c := range []struct {
+		name                string
+		sendErr, pendingErr error
+		key, wait           string
+		status              int
+		sent, failed        bool
+	}{
+		{name: "BothGoThrough", status: 202, sent: true},
+		{name: "ProduceFails", sendErr: down, status: 503, sent: true, failed: true},
+		{name: "PendingRowFailsAfterTheProduce", pendingErr: down, status: 202, sent: true},
+		{name: "PendingRowFailsAfterTheProduceWithWait", pendingErr: down, wait: "wait=1", status: 202, sent: true},
+		{name: "BothFail", sendErr: down, pendingErr: down, status: 503, sent: true},
+		{name: "KeyedCommandWaitsForItsRow", pendingErr: down, key: "k-1", status: 503},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g, deps := newTestGateway(t, fakeAccess{"admin": {"roles:write"}})
+			deps.sendErr, deps.pendingErr = c.sendErr, c.pendingErr
+			req := `{"name":"R"}`
+			res := serveWith(g, "admin", "POST", "/roles", req, "Idempotency-Key", c.key, "Prefer", c.wait)
+			if res.Code != c.status {
+				t.Fatalf("POST /roles: %d %s, want %d", res.Code, res.Body, c.status)
+			}
+			subs := deps.submissions()
+			if len(subs) != 1 {
+				t.Fatalf("%d pending rows attempted, want 1", len(subs))
+			}
+			id := subs[0].Envelope.ID
+			deps.mu.Lock()
+			sent, failed := slices.Contains(deps.sent, id), slices.Contains(deps.failed, id)
+			deps.mu.Unlock()
+			if sent != c.sent || failed != c.failed {
+				t.Fatalf("produced %v, marked failed %v; want %v, %v", sent, failed, c.sent, c.failed)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(res.Body.Bytes(), &body); err != nil {
+				t.Fatal(err)
+			}
+			switch res.Code {
+			case 202:
+				if body["command_id"] != id || body["status"] != "pending" ||
+					!strings.HasSuffix(res.Header().Get("Location"), "/commands/"+id) {
+					t.Fatalf("202 %v %s, want the produced command %s", res.Header(), res.Body, id)
+				}
+			case 503:
+				if body["code"] != "unavailable" || res.Header().Get("Retry-After") == "" {
+					t.Fatalf("503 %v %s, want code unavailable with Retry-After", res.Header(), res.Body)
+				}
+			}
+		})
 	}
 }
