@@ -589,8 +589,7 @@ const decideManySQL = `INSERT INTO strata.commands
 		CASE WHEN status = 'projected' THEN now() END
 	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
 		$9::bigint[], $10::timestamptz[]) AS t(id, service, type, agg, actor, status, code, reason, version, submitted)
-	ON CONFLICT (id) DO UPDATE SET status=EXCLUDED.status, code=EXCLUDED.code, reason=EXCLUDED.reason,
-		version=EXCLUDED.version, decided_at=EXCLUDED.decided_at, projected_at=EXCLUDED.projected_at
+	ON CONFLICT (id) DO UPDATE SET ` + decisionSet + `
 	WHERE NOT ` + decidedSQL
 
 func outcomeColumns(os []outcome) []any {

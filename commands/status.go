@@ -258,7 +258,7 @@ func pendingBatch(batch []pendingInsert) *pgx.Batch {
 		ON CONFLICT (id) DO UPDATE SET service=EXCLUDED.service, type=EXCLUDED.type,
 			aggregate_id=EXCLUDED.aggregate_id, actor=EXCLUDED.actor, status='pending', code=NULL, reason=NULL,
 			version=NULL, request_hash=EXCLUDED.request_hash, submitted_at=EXCLUDED.submitted_at,
-			decided_at=NULL, projected_at=NULL
+			decided_at=NULL, projected_at=NULL, recorded_at=now()
 		WHERE strata.commands.code = 'forged_command'
 		RETURNING `+statusColumns, ids, svc, typ, agg, actor, hash, at)
 	return b
@@ -380,7 +380,7 @@ func (s *StatusStore) queueInsert(ctx context.Context, env *Envelope, hash []byt
 		// The row may still be written: it must not stay pending forever.
 		go func() {
 			if r := <-p.done; r.err == nil {
-				_ = s.MarkFailed(context.Background(), env.ID, "unavailable", "the request ended before the command was submitted")
+				_ = s.MarkFailed(context.Background(), env.ID, "unavailable", "the request ended before the command was accepted")
 			}
 		}()
 		return nil, ctx.Err()
@@ -421,6 +421,16 @@ func (s *StatusStore) MarkFailed(ctx context.Context, id, code, reason string) e
 // Gateway.record), is still to be decided.
 const decidedSQL = `(strata.commands.status <> 'pending' AND strata.commands.code IS DISTINCT FROM 'forged_command')`
 
+// decisionSet is the update of a recorded decision over a row not yet
+// decided. The command's own fields are written again too: they are the
+// same on a pending row, and on a forged_command rejection they are the
+// forger's (its actor would see the outcome, its aggregate would never be
+// marked projected).
+const decisionSet = `service=EXCLUDED.service, type=EXCLUDED.type, aggregate_id=EXCLUDED.aggregate_id,
+	actor=EXCLUDED.actor, submitted_at=EXCLUDED.submitted_at, status=EXCLUDED.status, code=EXCLUDED.code,
+	reason=EXCLUDED.reason, version=EXCLUDED.version, decided_at=EXCLUDED.decided_at,
+	projected_at=EXCLUDED.projected_at`
+
 // decide records the worker's outcome inside its transaction. A row that
 // does not exist yet is created, so a signed command produced without a
 // pending row still gets a status; a row already decided is left as it is.
@@ -428,8 +438,7 @@ func decide(ctx context.Context, tx pgx.Tx, env *Envelope, status string, code, 
 	tag, err := tx.Exec(ctx, `INSERT INTO strata.commands
 		(id, service, type, aggregate_id, actor, status, code, reason, version, submitted_at, decided_at, projected_at)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,now(), CASE WHEN $6='projected' THEN now() END)
-		ON CONFLICT (id) DO UPDATE SET status=EXCLUDED.status, code=EXCLUDED.code, reason=EXCLUDED.reason,
-			version=EXCLUDED.version, decided_at=EXCLUDED.decided_at, projected_at=EXCLUDED.projected_at
+		ON CONFLICT (id) DO UPDATE SET `+decisionSet+`
 		WHERE NOT `+decidedSQL,
 		env.ID, env.Service(), env.Type, env.AggregateID, env.Actor.UserID, status, code, reason, version, env.IssuedAt)
 	if err != nil {

@@ -239,6 +239,7 @@ func TestWorkerRefusesForgedCommands(t *testing.T) {
 		for _, genuine := range []*Envelope{withRow, withoutRow} {
 			forged := *genuine
 			forged.Payload = []byte(`{"name":"forged first"}`)
+			forged.Actor, forged.AggregateID = Actor{UserID: "forger"}, NewID()
 			h.produce(rawMessage(&forged, nil))
 			wantOutcome(t, h.decided(genuine.ID), StatusRejected, aggregates.CodeForged)
 		}
@@ -252,6 +253,11 @@ func TestWorkerRefusesForgedCommands(t *testing.T) {
 				st, err := h.status.Get(h.ctx, genuine.ID)
 				return err == nil && st.Status == StatusAccepted
 			}, "the genuine command %s was not decided after its forgery", genuine.ID)
+			// The row is the genuine command's, not the forger's: its
+			// issuer sees it, and its aggregate's projection marks it.
+			if st := h.statusOf(genuine.ID); st.Actor != genuine.Actor.UserID || st.AggregateID != genuine.AggregateID {
+				t.Errorf("decided row of %s has actor %s and aggregate %s, want the genuine command's", genuine.ID, st.Actor, st.AggregateID)
+			}
 			evs := h.events(genuine.AggregateID)
 			if len(evs) != 1 || !strings.Contains(string(evs[0].Data), `"produced-`) {
 				t.Errorf("role %s has %v, want one RoleCreated of the genuine command", genuine.AggregateID, evs)

@@ -34,6 +34,7 @@ type fakeDeps struct {
 	failed  []string // command ids marked failed
 
 	sendErr, pendingErr error // what Send and InsertPending answer
+	pendingFails        int   // how many InsertPending calls get pendingErr; -1: all
 }
 
 var (
@@ -61,7 +62,8 @@ func (f *fakeDeps) InsertPending(_ context.Context, sub commands.Submission) (*c
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.subs = append(f.subs, sub)
-	if f.pendingErr != nil {
+	if f.pendingErr != nil && f.pendingFails != 0 {
+		f.pendingFails--
 		return nil, false, f.pendingErr
 	}
 	return &commands.Status{ID: sub.Envelope.ID, AggregateID: sub.Envelope.AggregateID, Status: commands.StatusPending}, false, nil

@@ -284,6 +284,13 @@ func (g *Gateway) recordProducing(w http.ResponseWriter, r *http.Request, sub co
 	go func() { sent <- g.cfg.Bus.Send(r.Context(), env) }()
 	st, _, err := g.cfg.Statuses.InsertPending(r.Context(), sub)
 	sendErr := <-sent
+	if err != nil {
+		// Once more, and past a cancelled request: the produce may have
+		// gone through (even one that reports a failure), and only a row
+		// lets abandon mark it failed or find its decision.
+		g.log.Error("record pending command; retrying", "command_id", env.ID, "err", err)
+		st, _, err = g.cfg.Statuses.InsertPending(context.WithoutCancel(r.Context()), sub)
+	}
 	switch {
 	case sendErr != nil && err == nil:
 		return g.abandon(w, r, env, "produce command", sendErr, "the command bus is unavailable; retry later")

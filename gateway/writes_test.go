@@ -92,28 +92,33 @@ func TestWritesProduceWhileRecording(t *testing.T) {
 	for _, c := range []struct {
 		name                string
 		sendErr, pendingErr error
+		pendingFails        int
 		key, wait           string
-		status              int
+		status, attempts    int
 		sent, failed        bool
 	}{
-		{name: "BothGoThrough", status: 202, sent: true},
-		{name: "ProduceFails", sendErr: down, status: 503, sent: true, failed: true},
-		{name: "PendingRowFailsAfterTheProduce", pendingErr: down, status: 202, sent: true},
-		{name: "PendingRowFailsAfterTheProduceWithWait", pendingErr: down, wait: "wait=1", status: 202, sent: true},
-		{name: "BothFail", sendErr: down, pendingErr: down, status: 503, sent: true},
-		{name: "KeyedCommandWaitsForItsRow", pendingErr: down, key: "k-1", status: 503},
+		{name: "BothGoThrough", status: 202, attempts: 1, sent: true},
+		{name: "ProduceFails", sendErr: down, status: 503, attempts: 1, sent: true, failed: true},
+		{name: "PendingRowFailsAfterTheProduce", pendingErr: down, pendingFails: -1, status: 202, attempts: 2, sent: true},
+		{name: "PendingRowFailsAfterTheProduceWithWait", pendingErr: down, pendingFails: -1, wait: "wait=1", status: 202, attempts: 2, sent: true},
+		// The produce may have gone through although it reports a failure:
+		// the row written at the second attempt is marked failed, so that a
+		// worker skips the command the client is told to retry.
+		{name: "BothFailThenTheRowIsWritten", sendErr: down, pendingErr: down, pendingFails: 1, status: 503, attempts: 2, sent: true, failed: true},
+		{name: "BothFail", sendErr: down, pendingErr: down, pendingFails: -1, status: 503, attempts: 2, sent: true},
+		{name: "KeyedCommandWaitsForItsRow", pendingErr: down, pendingFails: -1, key: "k-1", status: 503, attempts: 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g, deps := newTestGateway(t, fakeAccess{"admin": {"roles:write"}})
-			deps.sendErr, deps.pendingErr = c.sendErr, c.pendingErr
+			deps.sendErr, deps.pendingErr, deps.pendingFails = c.sendErr, c.pendingErr, c.pendingFails
 			req := `{"name":"R"}`
 			res := serveWith(g, "admin", "POST", "/roles", req, "Idempotency-Key", c.key, "Prefer", c.wait)
 			if res.Code != c.status {
 				t.Fatalf("POST /roles: %d %s, want %d", res.Code, res.Body, c.status)
 			}
 			subs := deps.submissions()
-			if len(subs) != 1 {
-				t.Fatalf("%d pending rows attempted, want 1", len(subs))
+			if len(subs) != c.attempts {
+				t.Fatalf("%d pending rows attempted, want %d", len(subs), c.attempts)
 			}
 			id := subs[0].Envelope.ID
 			deps.mu.Lock()

@@ -245,9 +245,13 @@ func (b *bootstrap) submit(ctx context.Context, env *commands.Envelope, secret *
 		}
 	case err != nil:
 		return err
-	case st.Status == commands.StatusFailed || st.Status == commands.StatusPending:
+	case st.Status == commands.StatusFailed || st.Status == commands.StatusPending ||
+		st.Code != nil && *st.Code == aggregates.CodeForged:
+		// A forged copy refused under this deterministic id is no decision.
 		if _, err := b.cfg.Pool.Exec(ctx, `UPDATE strata.commands SET status = 'pending', code = NULL, reason = NULL,
-			decided_at = NULL, recorded_at = now() WHERE id = $1 AND status IN ('pending', 'failed')`, env.ID); err != nil {
+			decided_at = NULL, recorded_at = now(), type = $2, aggregate_id = $3, actor = $4
+			WHERE id = $1 AND (status IN ('pending', 'failed') OR code = $5)`,
+			env.ID, env.Type, env.AggregateID, env.Actor.UserID, aggregates.CodeForged); err != nil {
 			return err
 		}
 		if secret != nil {
