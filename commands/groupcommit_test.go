@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-cqrs/strata/aggregates"
 	"github.com/strata-cqrs/strata/aggregates/auth"
 	"github.com/strata-cqrs/strata/internal/testkit"
 )
@@ -124,4 +125,48 @@ func TestWorkerPoisonCommandDoesNotBlock(t *testing.T) {
 	h.start(h.ctx, h.newWorker(nil))
 	wantOutcome(t, h.decided(poison.ID), StatusRejected, "invalid_command")
 	wantOutcome(t, h.decided(fine.ID), StatusAccepted, "")
+}
+
+// TestWorkerOneByOneGivesWayToTheGenuineCommand: the command-by-command
+// path, too, takes a forged_command record as no decision. A forged copy
+// of command a is refused and recorded first; then a and b, whose names
+// contest one unique key, arrive in one batch, which is decided command by
+// command: the genuine a decides over the forgery's record.
+func TestWorkerOneByOneGivesWayToTheGenuineCommand(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.command(NewID(), auth.CreateRole{Name: "Contested"}), h.command(NewID(), auth.CreateRole{Name: "contested"})
+	forged := *a
+	forged.Actor = Actor{UserID: "forger"}
+	first := h.startWorker()
+	h.produce(rawMessage(&forged, nil))
+	wantOutcome(t, h.decided(a.ID), StatusRejected, aggregates.CodeForged)
+	first.stop()
+
+	// Both produced before the next worker starts, so they arrive as one
+	// batch; a without its pending row (the gateway's write of it failed),
+	// so that the worker finds the forgery's record.
+	h.send(a)
+	h.submit(b)
+	w := h.newWorker(nil)
+	h.start(h.ctx, w)
+	var sa, sb *Status
+	testkit.Eventually(t, wait, func() bool {
+		var errA, errB error
+		sa, errA = h.status.Get(h.ctx, a.ID)
+		sb, errB = h.status.Get(h.ctx, b.ID)
+		return errA == nil && errB == nil && sb.Status != StatusPending &&
+			(sa.Code == nil || *sa.Code != aggregates.CodeForged)
+	}, "the genuine command a was not decided over its forgery")
+	if sa.Actor != a.Actor.UserID {
+		t.Errorf("a's row has actor %s, want the genuine %s", sa.Actor, a.Actor.UserID)
+	}
+	if sa.Status == StatusAccepted { // the two partitions come in no set order
+		wantOutcome(t, sb, StatusRejected, auth.CodeRoleExists)
+	} else {
+		wantOutcome(t, sa, StatusRejected, auth.CodeRoleExists)
+		wantOutcome(t, sb, StatusAccepted, "")
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return w.oneByOne.Load() > 0 },
+		"the batch was not decided command by command")
 }
