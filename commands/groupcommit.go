@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -592,7 +594,14 @@ const decideManySQL = `INSERT INTO strata.commands
 	ON CONFLICT (id) DO UPDATE SET ` + decisionSet + `
 	WHERE NOT ` + decidedSQL
 
+// outcomeColumns are decideManySQL's arrays, in command id order: the
+// gateway's pending rows are written in that order too (pendingBatch), so
+// that a batch of them and a group commit that record some of the same
+// commands at the same time wait for each other in one direction only,
+// never in a deadlock.
 func outcomeColumns(os []outcome) []any {
+	os = slices.Clone(os)
+	slices.SortFunc(os, func(a, b outcome) int { return strings.Compare(a.env.ID, b.env.ID) })
 	n := len(os)
 	ids, svc, typ, agg, actor, status := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	code, reason, version, at := make([]*string, n), make([]*string, n), make([]*int64, n), make([]time.Time, n)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -239,6 +241,11 @@ func (s *StatusStore) insertPlain(ctx context.Context, batch []pendingInsert) ([
 // pendingBatch is the pipeline insertMany sends: the asynchronous-commit
 // setting, then the insert of every row, returning their statuses.
 func pendingBatch(batch []pendingInsert) *pgx.Batch {
+	// In command id order, like the worker's record of decisions
+	// (outcomeColumns): a worker may record some of these commands at the
+	// same time, and the two must not wait for each other crosswise.
+	batch = slices.Clone(batch)
+	slices.SortFunc(batch, func(a, b pendingInsert) int { return strings.Compare(a.env.ID, b.env.ID) })
 	n := len(batch)
 	ids, svc, typ, agg, actor, hash, at := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([][]byte, n), make([]time.Time, n)
