@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strata-cqrs/strata/aggregates"
 )
 
 // Querier is what the journal and status store need from a pool, a
@@ -266,7 +268,7 @@ func pendingBatch(batch []pendingInsert) *pgx.Batch {
 			aggregate_id=EXCLUDED.aggregate_id, actor=EXCLUDED.actor, status='pending', code=NULL, reason=NULL,
 			version=NULL, request_hash=EXCLUDED.request_hash, submitted_at=EXCLUDED.submitted_at,
 			decided_at=NULL, projected_at=NULL, recorded_at=now()
-		WHERE strata.commands.code = 'forged_command'
+		WHERE `+forgedSQL+`
 		RETURNING `+statusColumns, ids, svc, typ, agg, actor, hash, at)
 	return b
 }
@@ -426,7 +428,11 @@ func (s *StatusStore) MarkFailed(ctx context.Context, id, code, reason string) e
 // message whose signature was wrong, and the genuine command with that id,
 // which the gateway may produce before its pending row is written (see
 // Gateway.record), is still to be decided.
-const decidedSQL = `(strata.commands.status <> 'pending' AND strata.commands.code IS DISTINCT FROM 'forged_command')`
+const decidedSQL = `(strata.commands.status <> 'pending' AND NOT ` + forgedSQL + `)`
+
+// forgedSQL is true of a strata.commands row that records a refused
+// forgery.
+const forgedSQL = `strata.commands.code IS NOT DISTINCT FROM '` + aggregates.CodeForged + `'`
 
 // decisionSet is the update of a recorded decision over a row not yet
 // decided. The command's own fields are written again too: they are the
