@@ -134,7 +134,9 @@ func adminClient(brokers []string) (*kafkago.Client, func()) {
 // returns nil has been acknowledged by all in-sync replicas (RequireAll);
 // messages with the same key go to the same partition, chosen exactly as the
 // Java client does (murmur2), so other clients agree on placement; topics are
-// never auto-created. Batches flush after 2ms or 256 messages. The writer
+// never auto-created. A WriteMessages call's messages for one partition go
+// out together, in requests of at most 256 messages, as soon as the call has
+// placed them (see writerLinger). The writer
 // has its own transport, shared with no other client, and Close releases it
 // (its connections and its metadata goroutine). It panics if brokers is
 // empty.
@@ -154,7 +156,7 @@ func NewWriter(brokers []string, topic string) *kafkago.Writer {
 	})
 	w.Balancer = &kafkago.Murmur2Balancer{}
 	w.RequiredAcks = kafkago.RequireAll
-	w.BatchTimeout = 2 * time.Millisecond
+	w.BatchTimeout = writerLinger
 	w.BatchSize = 256
 	w.AllowAutoTopicCreation = false
 	// NewWriter builds its Transport's dial from the Dialer's net settings
@@ -163,6 +165,18 @@ func NewWriter(brokers []string, topic string) *kafkago.Writer {
 	w.Transport.(*kafkago.Transport).Dial = Dial
 	return w
 }
+
+// writerLinger is how long a writer's partial batch waits for more
+// messages. Every caller hands WriteMessages a complete set and waits for
+// it (the relay a drained batch of up to 2000 events, the DLQ one
+// message), and kafka-go places a call's messages for a partition under
+// that partition's lock, so no wait can split a call: a longer one only
+// delays the set. kafka-go reads 0 as its default of a second, hence one
+// microsecond. At 2ms (before) each relay round waited 2ms per partial
+// batch: at 1,200 commands/s the relay's delay (decision → Kafka ack) was
+// p50 6.9-8.6 ms against 3.8-3.9 ms, and `strata bench relay` ran
+// 72.9-73.5k events/s against 79.9-83.5k, in alternating runs.
+const writerLinger = time.Microsecond
 
 // ReaderOptions configures NewReader. Brokers, GroupID and Topics are
 // required.
