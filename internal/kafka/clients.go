@@ -135,8 +135,8 @@ func adminClient(brokers []string) (*kafkago.Client, func()) {
 // messages with the same key go to the same partition, chosen exactly as the
 // Java client does (murmur2), so other clients agree on placement; topics are
 // never auto-created. A WriteMessages call's messages for one partition go
-// out together, in requests of at most 256 messages, as soon as the call has
-// placed them (see writerLinger). The writer
+// out together, in requests of at most 256 messages and 1 MiB, as soon as
+// the call has placed them (see writerLinger). The writer
 // has its own transport, shared with no other client, and Close releases it
 // (its connections and its metadata goroutine). It panics if brokers is
 // empty.
@@ -168,8 +168,9 @@ func NewWriter(brokers []string, topic string) *kafkago.Writer {
 
 // writerLinger is how long a writer's partial batch waits for more
 // messages. Every caller hands WriteMessages a complete set and waits for
-// it (the relay a drained batch of up to 2000 events, the DLQ one
-// message), and kafka-go places a call's messages for a partition under
+// it, one call after another (the relay a drained batch of up to 2000
+// events, a worker a fetched batch's undecodable commands for its DLQ), and
+// kafka-go places a call's messages for a partition under
 // that partition's lock, so no wait can split a call: a longer one only
 // delays the set. kafka-go reads 0 as its default of a second, hence one
 // microsecond. At 2ms (before) each relay round waited 2ms per partial
