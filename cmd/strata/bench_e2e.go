@@ -134,8 +134,10 @@ func runE2E(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 			return nil, err
 		}
 	}
+	cpu0 := bench.ReadCPU()
 	st := load.run(ctx, o.duration, true, m.bar(o.duration.Milliseconds(), "e2e"))
 	loadEnd := time.Now()
+	cpu1 := bench.ReadCPU()
 	runtime.ReadMemStats(&mem1)
 	if err := m.stopProfile(); err != nil {
 		return nil, err
@@ -164,6 +166,7 @@ func runE2E(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 	allocs := float64(mem1.TotalAlloc-mem0.TotalAlloc) / float64(max(st.accepted, 1))
 	rep.Metric("alloc_kib_per_write", allocs/1024)
 	rep.Metric("gc_cycles", float64(mem1.NumGC-mem0.NumGC))
+	cpuMetrics(rep, cpu0, cpu1, st.elapsed, st.accepted, tgt.rss != nil)
 	if tgt.pool != nil {
 		if err := pgMetrics(ctx, rep, tgt.pool, pg0, st.accepted); err != nil {
 			return nil, err
@@ -435,4 +438,31 @@ func e2eMetrics(rep *bench.Report, st *loadStats, final map[string]cmdStatus, un
 		errs = append(errs, fmt.Errorf("%d sampled commands did not become projected: %v", notFinal, s.notFinal))
 	}
 	return errors.Join(errs...)
+}
+
+// cpuMetrics reports the CPU used while the writes were sent: this
+// process's and the machine's, in cores, and the machine's per accepted
+// write. Where /proc cannot be read they are -1.
+func cpuMetrics(rep *bench.Report, c0, c1 bench.CPU, elapsed time.Duration, accepted int, embedded bool) {
+	cores := func(a, b float64) float64 {
+		if a < 0 || b < 0 || elapsed <= 0 {
+			return -1
+		}
+		return (b - a) / elapsed.Seconds()
+	}
+	rep.Metric("process_cpu_cores", cores(c0.Process, c1.Process))
+	host := cores(c0.Host, c1.Host)
+	rep.Metric("host_cpu_busy_cores", host)
+	perWrite := -1.0
+	if host >= 0 && accepted > 0 {
+		perWrite = (c1.Host - c0.Host) * 1000 / float64(accepted)
+	}
+	rep.Metric("host_cpu_ms_per_write", perWrite)
+	who := "the load generator"
+	if embedded {
+		who = "the embedded platform and the load generator"
+	}
+	rep.Notes = append(rep.Notes, "process_cpu_cores is this process ("+who+"); host_cpu_* are the whole machine's busy CPU "+
+		"(/proc/stat), Postgres included when it runs here: at low load a write costs several times its CPU at saturation, "+
+		"because every stage batches only what has queued")
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -140,6 +141,12 @@ func TestBench(t *testing.T) {
 			"projected", "projected_p50_ms", "projected_p99_ms", "projected_p999_ms", "projected_samples",
 			"projected_sampled_p50_ms", "peak_rss_mib", "writes_create_role", "writes_grant_permission", "writes_deposit",
 			"relay_delay_p50_ms", "relay_delay_p99_ms")
+		if runtime.GOOS == "linux" {
+			positive(t, m, "process_cpu_cores", "host_cpu_busy_cores", "host_cpu_ms_per_write")
+			if m["host_cpu_busy_cores"] < m["process_cpu_cores"] {
+				t.Errorf("host_cpu_busy_cores %v < process_cpu_cores %v", m["host_cpu_busy_cores"], m["process_cpu_cores"])
+			}
+		}
 		// Every write appends at least one event, and the relay observes
 		// each event it publishes once; the events of the warm-up were
 		// observed before the first scrape.

@@ -151,3 +151,66 @@ func IsTerminal(w io.Writer) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
+
+// CPU is a reading of CPU time in seconds, -1 where it cannot be read (not
+// Linux): Process is this process's user and system time, Host the whole
+// machine's busy time (every CPU's user, nice, system, irq, softirq and
+// steal time: all but idle and I/O wait).
+type CPU struct {
+	Process, Host float64
+}
+
+// clockTicks is the unit of /proc's CPU times (USER_HZ), 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+// ReadCPU reads /proc/self/stat and /proc/stat.
+func ReadCPU() CPU {
+	c := CPU{Process: -1, Host: -1}
+	if b, err := os.ReadFile("/proc/self/stat"); err == nil {
+		c.Process = processCPU(string(b))
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		c.Host = hostCPU(string(b))
+	}
+	return c
+}
+
+// processCPU returns utime + stime, in seconds, of a /proc/<pid>/stat
+// line, or -1. The command name (field 2) may hold spaces and parentheses,
+// so the fields are counted from after its last ')'.
+func processCPU(stat string) float64 {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(stat[i+1:]) // from field 3, state
+	if len(f) < 13 {
+		return -1
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return float64(utime+stime) / clockTicks
+}
+
+// hostCPU returns the busy time, in seconds, of the "cpu" line of
+// /proc/stat, or -1.
+func hostCPU(stat string) float64 {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1
+	}
+	var busy int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system (idle iowait) irq softirq steal
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return -1
+		}
+		busy += n
+	}
+	return float64(busy) / clockTicks
+}
