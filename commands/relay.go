@@ -243,7 +243,9 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) error {
 			}
 			positions[i] = events[i].Position
 		}
-		if err := r.writer.WriteMessages(ctx, msgs...); err != nil {
+		// On a failure nothing of this round is taken off the outbox, so the
+		// next round writes it all again after whatever prefix went out.
+		if err := kafka.WriteInOrder(ctx, r.writer, msgs); err != nil {
 			return err
 		}
 		if r.delay != nil {
