@@ -29,9 +29,18 @@ type WorkerConfig struct {
 	// BatchSize bounds how many commands share one Postgres transaction
 	// (group commit). Default 1000.
 	BatchSize int
-	// BatchWait is how long to wait for more commands once one arrived.
-	// Default 2ms.
+	// BatchWait is how long a batch collects commands once one arrived,
+	// and BatchGap how long it waits for the next before it is decided
+	// anyway. Defaults 8ms and 3ms: a lone command waits 3ms, while at a
+	// moderate rate a batch gathers for up to 8ms, and every batch costs
+	// the same Postgres round trips (and a relay round and notifications)
+	// whatever it holds. At 1,200 commands/s that took the machine's CPU
+	// from 1.69-1.78 to 1.32-1.35 cores (Postgres 0.76-0.79 to 0.58) for
+	// 2-3ms more submitted→decided at p50; at 150/s decided p50 was 4.3ms
+	// against 3.2ms. (A fixed 2ms wait before; a fixed 8ms one saved as
+	// much but made every lone command wait 8ms.)
 	BatchWait time.Duration
+	BatchGap  time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// CacheSize bounds how many aggregate states the worker keeps between
@@ -48,7 +57,10 @@ func (c *WorkerConfig) setDefaults() {
 		c.BatchSize = 1000
 	}
 	if c.BatchWait <= 0 {
-		c.BatchWait = 2 * time.Millisecond
+		c.BatchWait = 8 * time.Millisecond
+	}
+	if c.BatchGap <= 0 {
+		c.BatchGap = 3 * time.Millisecond
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -141,7 +153,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			Topics:  []string{CommandTopic(w.cfg.Service)},
 			Logger:  w.cfg.Logger,
 		},
-		BatchSize: w.cfg.BatchSize, BatchWait: w.cfg.BatchWait, Logger: w.log,
+		BatchSize: w.cfg.BatchSize, BatchWait: w.cfg.BatchWait, BatchGap: w.cfg.BatchGap, Logger: w.log,
 		Handle: w.handle, AfterHandle: w.afterCommit,
 		Started: func() { w.running.Store(true) },
 	}

@@ -344,7 +344,7 @@ func TestWorkerCrashBetweenCommitAndOffsetCommit(t *testing.T) {
 		h.submit(env)
 	}
 
-	crashing := h.newWorker(func(c *WorkerConfig) { c.BatchSize, c.BatchWait = len(envs), 5*time.Second })
+	crashing := h.newWorker(func(c *WorkerConfig) { c.BatchSize, c.BatchWait, c.BatchGap = len(envs), 5*time.Second, 5*time.Second })
 	ctx, crash := context.WithCancel(h.ctx)
 	crashing.afterCommit = crash
 	r := h.start(ctx, crashing)

@@ -7,20 +7,29 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 )
 
-// FetchBatch blocks for one message, then keeps taking messages that are
-// already available for at most wait, up to max. It returns the first
-// fetch's error; later fetches only end the batch. Messages not taken stay
-// in the reader.
-func FetchBatch(ctx context.Context, r *kafkago.Reader, max int, wait time.Duration) ([]kafkago.Message, error) {
+// FetchBatch blocks for one message, then keeps taking messages for at most
+// wait, up to max; with gap > 0 it also stops once gap passes without a
+// message, so that a lone message does not wait out wait. It returns the
+// first fetch's error; later fetches only end the batch. Messages not taken
+// stay in the reader.
+func FetchBatch(ctx context.Context, r *kafkago.Reader, max int, wait, gap time.Duration) ([]kafkago.Message, error) {
 	m, err := r.FetchMessage(ctx)
 	if err != nil {
 		return nil, err
 	}
 	msgs := []kafkago.Message{m}
-	wctx, cancel := context.WithTimeout(ctx, wait)
+	deadline := time.Now().Add(wait)
+	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	for len(msgs) < max {
-		m, err := r.FetchMessage(wctx)
+		fctx, stop := wctx, context.CancelFunc(nil)
+		if gap > 0 {
+			fctx, stop = context.WithDeadline(wctx, time.Now().Add(gap))
+		}
+		m, err := r.FetchMessage(fctx)
+		if stop != nil {
+			stop()
+		}
 		if err != nil {
 			break
 		}

@@ -14,7 +14,10 @@ type Consumer struct {
 	Reader    ReaderOptions
 	BatchSize int
 	BatchWait time.Duration
-	Logger    *slog.Logger
+	// BatchGap, when positive, ends a batch once that long passes without
+	// a message (see FetchBatch).
+	BatchGap time.Duration
+	Logger   *slog.Logger
 	// Handle processes a batch durably; it returns an error only when ctx
 	// is done (it retries everything else itself). The batch's offsets are
 	// committed after it returns.
@@ -41,7 +44,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.Started()
 	}
 	for {
-		msgs, err := FetchBatch(ctx, reader, c.BatchSize, c.BatchWait)
+		msgs, err := FetchBatch(ctx, reader, c.BatchSize, c.BatchWait, c.BatchGap)
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -420,3 +420,50 @@ func TestWriterCloseReleasesItsTransport(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, func() bool { return runtime.NumGoroutine() <= baseline+2 },
 		"goroutines did not come back to %d (+2) after closing the writers", baseline)
 }
+
+// A batch ends once the gap passes without a message, not at its wait,
+// and keeps every message that came within the gap.
+func TestFetchBatchEndsAtTheGap(t *testing.T) {
+	b := start(t, kafka.EmbeddedOptions{Addr: "127.0.0.1:0"})
+	brokers := []string{b.Addr()}
+	const topic = "auth.commands"
+	ctx := ctxTimeout(t, 60*time.Second)
+	if err := kafka.EnsureTopics(ctx, brokers, []kafka.Topic{{Name: topic, Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	w := kafka.NewWriter(brokers, topic)
+	defer w.Close()
+	var sent []kafkago.Message
+	for i := range 5 {
+		sent = append(sent, kafkago.Message{Key: []byte("k"), Value: []byte{byte('a' + i)}})
+	}
+	if err := w.WriteMessages(ctx, sent...); err != nil {
+		t.Fatal(err)
+	}
+	r := kafka.NewReader(kafka.ReaderOptions{Brokers: brokers, GroupID: "worker", Topics: []string{topic}, Logger: testLogger(t)})
+	defer r.Close()
+	type result struct {
+		msgs []kafkago.Message
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		msgs, err := kafka.FetchBatch(ctx, r, 100, 10*time.Minute, time.Second)
+		done <- result{msgs, err}
+	}()
+	select {
+	case res := <-done:
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		var got string
+		for _, m := range res.msgs {
+			got += string(m.Value)
+		}
+		if got != "abcde" {
+			t.Errorf("batch %q, want the five messages abcde", got)
+		}
+	case <-ctx.Done():
+		t.Fatal("FetchBatch waited out its 10-minute wait: the 1s gap did not end the batch")
+	}
+}
