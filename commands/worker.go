@@ -40,7 +40,9 @@ type WorkerConfig struct {
 	// against 3.2ms. (A fixed 2ms wait before; a fixed 8ms one saved as
 	// much but made every lone command wait 8ms.)
 	BatchWait time.Duration
-	BatchGap  time.Duration
+	// BatchGap: see BatchWait. A gap of BatchWait or more gives a fixed
+	// window.
+	BatchGap time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// CacheSize bounds how many aggregate states the worker keeps between

@@ -10,8 +10,9 @@ import (
 // FetchBatch blocks for one message, then keeps taking messages for at most
 // wait, up to max; with gap > 0 it also stops once gap passes without a
 // message, so that a lone message does not wait out wait. It returns the
-// first fetch's error; later fetches only end the batch. Messages not taken
-// stay in the reader.
+// first fetch's error; later fetches only end the batch (ctx ending
+// mid-batch too: the partial batch comes back with a nil error, so callers
+// check ctx before handling it). Messages not taken stay in the reader.
 func FetchBatch(ctx context.Context, r *kafkago.Reader, max int, wait, gap time.Duration) ([]kafkago.Message, error) {
 	m, err := r.FetchMessage(ctx)
 	if err != nil {
