@@ -80,7 +80,7 @@ func (c *RelayConfig) setDefaults() {
 type Relay struct {
 	cfg     RelayConfig
 	journal *Journal
-	writer  *kafkago.Writer
+	writer  *kafka.OrderedWriter
 	log     *slog.Logger
 	delay   prometheus.Observer // nil without RelayConfig.Metrics
 	// read and readExcluding are unpublished's statements: the outbox's
@@ -99,7 +99,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 	r := &Relay{
 		cfg:     cfg,
 		journal: NewJournal(cfg.Service, cfg.Registry),
-		writer:  kafka.NewWriter(cfg.Brokers, ""),
+		writer:  kafka.NewOrderedWriter(cfg.Brokers),
 		log:     cfg.Logger.With("component", "relay", "service", cfg.Service),
 	}
 	const read = `SELECT ` + JournalColumns + ` FROM %[1]s.outbox o JOIN %[1]s.events e USING (position)
@@ -245,7 +245,7 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) error {
 		}
 		// On a failure nothing of this round is taken off the outbox, so the
 		// next round writes it all again after whatever prefix went out.
-		if err := kafka.WriteInOrder(ctx, r.writer, msgs); err != nil {
+		if err := r.writer.Write(ctx, msgs); err != nil {
 			return err
 		}
 		if r.delay != nil {

@@ -187,29 +187,48 @@ const (
 	writerBatchBytes = 1 << 20
 )
 
-// WriteInOrder writes msgs with w, a NewWriter writer, so that a failure
-// never leaves a key's later messages on Kafka without its earlier ones: in
-// calls that each fit in one request per partition (see FitRequest), one
-// after another, stopping at the first that fails. In a single call
+// OrderedWriter writes sets of messages, each naming its topic, with the
+// guarantees of NewWriter, so that a failure never leaves a key's later
+// messages on Kafka without its earlier ones. It writes a set in calls in
+// which no partition's share exceeds one request (see FitRequest), one
+// after another, stopping at the first that fails. In one larger call
 // kafka-go splits a partition's share into several requests and, when one
 // fails for good (its retries spent in a broker outage, say), still sends
-// the next; an aggregate's later events would then reach Kafka before the
-// earlier ones, which a retry writes after them, and its projectors stop
-// on that version gap for good. On error, a prefix of msgs may have been
-// written. w must have no other caller meanwhile: another call could fill
-// a partition's open batch and split this call's share.
+// the next: an aggregate's later events would reach Kafka before the
+// earlier ones, which a retry writes after them, and its projectors would
+// stop on that version gap for good.
 //
-// The calls are capped at 256 messages in all, not per partition (the
-// partition of a message is not known here), so a full relay round of 2000
-// goes out in at least eight calls one after another. Against the
-// embedded broker that costs nothing measurable; against a replicated
-// cluster a backlog drains at about 256 messages per acks=all round trip
-// (about 50k/s at 5 ms). Counting per partition, with the writer's
-// murmur2 placement and each topic's partition count, would lift that.
-func WriteInOrder(ctx context.Context, w *kafkago.Writer, msgs []kafkago.Message) error {
+// It places messages as the writer does (murmur2 of the key over the
+// topic's partitions), reading each topic's partition count from the
+// brokers at most once a minute and again after a failed write. A topic
+// whose count it cannot read has its messages counted as one partition's.
+// It is not safe for concurrent use: another caller could fill a
+// partition's open batch and split a call's share.
+type OrderedWriter struct {
+	w       *kafkago.Writer
+	brokers []string
+	counts  map[string]int
+	readAt  time.Time
+}
+
+// partitionCountsTTL is how long an OrderedWriter trusts the partition
+// counts it read.
+const partitionCountsTTL = time.Minute
+
+// NewOrderedWriter returns an OrderedWriter for brokers. It panics if
+// brokers is empty.
+func NewOrderedWriter(brokers []string) *OrderedWriter {
+	return &OrderedWriter{w: NewWriter(brokers, ""), brokers: slices.Clone(brokers)}
+}
+
+// Write writes msgs and returns once all are acknowledged; on error, a
+// prefix of msgs may have been written.
+func (o *OrderedWriter) Write(ctx context.Context, msgs []kafkago.Message) error {
+	counts := o.partitionCounts(ctx, msgs)
 	for len(msgs) > 0 {
-		n := FitRequest(msgs)
-		if err := w.WriteMessages(ctx, msgs[:n]...); err != nil {
+		n := FitRequest(msgs, counts)
+		if err := o.w.WriteMessages(ctx, msgs[:n]...); err != nil {
+			o.counts = nil // the topics may have changed
 			return err
 		}
 		msgs = msgs[n:]
@@ -217,18 +236,75 @@ func WriteInOrder(ctx context.Context, w *kafkago.Writer, msgs []kafkago.Message
 	return nil
 }
 
+// Close flushes and releases the writer.
+func (o *OrderedWriter) Close() error { return o.w.Close() }
+
+// partitionCounts returns the partition counts of msgs' topics that it
+// knows or can read.
+func (o *OrderedWriter) partitionCounts(ctx context.Context, msgs []kafkago.Message) map[string]int {
+	if o.counts == nil || time.Since(o.readAt) > partitionCountsTTL {
+		o.counts, o.readAt = map[string]int{}, time.Now()
+	}
+	var missing []string
+	for i := range msgs {
+		if t := msgs[i].Topic; !slices.Contains(missing, t) {
+			if _, tried := o.counts[t]; !tried {
+				missing = append(missing, t)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return o.counts
+	}
+	for _, t := range missing {
+		o.counts[t] = 0 // unknown until read; tried again after the TTL
+	}
+	c, done := adminClient(o.brokers)
+	defer done()
+	md, err := c.Metadata(ctx, &kafkago.MetadataRequest{Topics: missing})
+	if err != nil {
+		return o.counts
+	}
+	for _, t := range md.Topics {
+		if t.Error == nil && len(t.Partitions) > 0 {
+			o.counts[t.Name] = len(t.Partitions)
+		}
+	}
+	return o.counts
+}
+
 // FitRequest returns how many of msgs, from the first, one WriteMessages
 // call of a NewWriter writer can take with no partition's share split into
-// two requests: at most writerBatchSize messages of at most
-// writerBatchBytes in all, and at least one.
-func FitRequest(msgs []kafkago.Message) int {
-	n, size := 0, 0
-	for n < len(msgs) && n < writerBatchSize {
-		m := messageBytes(&msgs[n])
-		if n > 0 && size+m > writerBatchBytes {
+// two requests: at most writerBatchSize messages and writerBatchBytes
+// (kafka-go's measure) per partition, and at least one message. counts
+// holds topics' partition counts; a message of another topic, or without
+// a key, is counted in one share with all of its topic's messages.
+func FitRequest(msgs []kafkago.Message, counts map[string]int) int {
+	type share struct {
+		topic     string
+		partition int
+	}
+	type fill struct{ n, size int }
+	fills := map[share]fill{}
+	ids := map[int][]int{} // partition count → 0..count-1, the partitions kafka-go's writer balances over
+	n := 0
+	for ; n < len(msgs); n++ {
+		m := &msgs[n]
+		sh := share{topic: m.Topic, partition: -1}
+		if parts := counts[m.Topic]; parts > 0 && m.Key != nil {
+			if ids[parts] == nil {
+				ids[parts] = make([]int, parts)
+				for i := range ids[parts] {
+					ids[parts][i] = i
+				}
+			}
+			sh.partition = kafkago.Murmur2Balancer{}.Balance(*m, ids[parts]...)
+		}
+		f, size := fills[sh], messageBytes(m)
+		if f.n > 0 && (f.n+1 > writerBatchSize || f.size+size > writerBatchBytes) {
 			break
 		}
-		n, size = n+1, size+m
+		fills[sh] = fill{f.n + 1, f.size + size}
 	}
 	return n
 }
