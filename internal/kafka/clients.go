@@ -202,6 +202,8 @@ const (
 // topic's partitions), reading each topic's partition count from the
 // brokers at most once a minute and again after a failed write. A topic
 // whose count it cannot read has its messages counted as one partition's.
+// Partitions added to a topic are seen within that minute; until then a
+// share may be misplaced, and split as before.
 // It is not safe for concurrent use: another caller could fill a
 // partition's open batch and split a call's share.
 type OrderedWriter struct {
