@@ -19,8 +19,7 @@ func FetchBatch(ctx context.Context, r *kafkago.Reader, max int, wait, gap time.
 		return nil, err
 	}
 	msgs := []kafkago.Message{m}
-	deadline := time.Now().Add(wait)
-	wctx, cancel := context.WithDeadline(ctx, deadline)
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for len(msgs) < max {
 		fctx, stop := wctx, context.CancelFunc(nil)

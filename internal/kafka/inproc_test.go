@@ -18,18 +18,9 @@ import (
 // memory, while a client of another process (kcat, franz-go here, with its
 // own TCP dialer) still reaches it over TCP, and both see the same records.
 func TestInProcessConnections(t *testing.T) {
-	b := start(t, kafka.EmbeddedOptions{Addr: "127.0.0.1:0"})
-	brokers := []string{b.Addr()}
 	const topic = "auth.role"
-	ctx := ctxTimeout(t, 60*time.Second)
-	if err := kafka.EnsureTopics(ctx, brokers, []kafka.Topic{{Name: topic, Partitions: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	w := kafka.NewWriter(brokers, topic)
-	defer w.Close()
-	if err := w.WriteMessages(ctx, kafkago.Message{Key: []byte("k"), Value: []byte("from kafka-go")}); err != nil {
-		t.Fatalf("WriteMessages: %v", err)
-	}
+	b, ctx := topicWith(t, topic, 1, kafkago.Message{Key: []byte("k"), Value: []byte("from kafka-go")})
+	brokers := []string{b.Addr()}
 	r := kafka.NewReader(kafka.ReaderOptions{Brokers: brokers, GroupID: "g", Topics: []string{topic}, Logger: testLogger(t)})
 	defer r.Close()
 	m, err := r.FetchMessage(ctx)

@@ -49,6 +49,25 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
+// topicWith starts a broker with topic of partitions and msgs written to
+// it through the platform's writer, and returns the broker and a 60s
+// context.
+func topicWith(t *testing.T, topic string, partitions int, msgs ...kafkago.Message) (*kafka.Broker, context.Context) {
+	t.Helper()
+	b := start(t, kafka.EmbeddedOptions{Addr: "127.0.0.1:0"})
+	brokers := []string{b.Addr()}
+	ctx := ctxTimeout(t, 60*time.Second)
+	if err := kafka.EnsureTopics(ctx, brokers, []kafka.Topic{{Name: topic, Partitions: partitions}}); err != nil {
+		t.Fatal(err)
+	}
+	w := kafka.NewWriter(brokers, topic)
+	defer w.Close()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("WriteMessages: %v", err)
+	}
+	return b, ctx
+}
+
 func metadata(t *testing.T, addr string, topics ...string) *kafkago.MetadataResponse {
 	t.Helper()
 	tr := &kafkago.Transport{}
@@ -265,21 +284,12 @@ func TestReaderCommitsAndResumes(t *testing.T) {
 // commit function mode gives (and its flush before the reader closes),
 // then checks that a new group member starts after them.
 func testCommitsAndResume(t *testing.T, mode func(*kafkago.Reader) (commit func(kafkago.Message) error, flush func())) {
-	b := start(t, kafka.EmbeddedOptions{Addr: "127.0.0.1:0"})
-	brokers := []string{b.Addr()}
 	const topic = "account.asset-account"
-	ctx := ctxTimeout(t, 60*time.Second)
-	if err := kafka.EnsureTopics(ctx, brokers, []kafka.Topic{{Name: topic, Partitions: 2}}); err != nil {
-		t.Fatal(err)
-	}
-	w := kafka.NewWriter(brokers, topic)
-	defer w.Close()
-	if err := w.WriteMessages(ctx,
+	b, ctx := topicWith(t, topic, 2,
 		kafkago.Message{Key: []byte("a"), Value: []byte("one")},
 		kafkago.Message{Key: []byte("b"), Value: []byte("two")},
-	); err != nil {
-		t.Fatalf("WriteMessages: %v", err)
-	}
+	)
+	brokers := []string{b.Addr()}
 
 	opts := kafka.ReaderOptions{Brokers: brokers, GroupID: "projector", Topics: []string{topic}, Logger: testLogger(t)}
 	r := kafka.NewReader(opts)
@@ -306,6 +316,8 @@ func testCommitsAndResume(t *testing.T, mode func(*kafkago.Reader) (commit func(
 
 	// A new member of the group resumes after the committed messages: the
 	// first thing it sees is a message written later.
+	w := kafka.NewWriter(brokers, topic)
+	defer w.Close()
 	if err := w.WriteMessages(ctx, kafkago.Message{Key: []byte("a"), Value: []byte("three")}); err != nil {
 		t.Fatal(err)
 	}
@@ -424,22 +436,13 @@ func TestWriterCloseReleasesItsTransport(t *testing.T) {
 // A batch ends once the gap passes without a message, not at its wait,
 // and keeps every message that came within the gap.
 func TestFetchBatchEndsAtTheGap(t *testing.T) {
-	b := start(t, kafka.EmbeddedOptions{Addr: "127.0.0.1:0"})
-	brokers := []string{b.Addr()}
 	const topic = "auth.commands"
-	ctx := ctxTimeout(t, 60*time.Second)
-	if err := kafka.EnsureTopics(ctx, brokers, []kafka.Topic{{Name: topic, Partitions: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	w := kafka.NewWriter(brokers, topic)
-	defer w.Close()
 	var sent []kafkago.Message
 	for i := range 5 {
 		sent = append(sent, kafkago.Message{Key: []byte("k"), Value: []byte{byte('a' + i)}})
 	}
-	if err := w.WriteMessages(ctx, sent...); err != nil {
-		t.Fatal(err)
-	}
+	b, ctx := topicWith(t, topic, 1, sent...)
+	brokers := []string{b.Addr()}
 	r := kafka.NewReader(kafka.ReaderOptions{Brokers: brokers, GroupID: "worker", Topics: []string{topic}, Logger: testLogger(t)})
 	defer r.Close()
 	type result struct {
