@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	authdomain "github.com/strata-cqrs/strata/aggregates/auth"
+	"github.com/strata-cqrs/strata/commands"
 	"github.com/strata-cqrs/strata/internal/bench"
 	"github.com/strata-cqrs/strata/internal/config"
 	"github.com/strata-cqrs/strata/internal/postgres"
@@ -145,13 +146,10 @@ func runE2E(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	ids := make([]string, len(st.cmds))
-	for i, c := range st.cmds {
-		ids[i] = c.id
-	}
+	ids := st.cmds
 	statuses := tgt.statuses(client)
 	rep.Params.Set("statuses_from", statuses.source())
-	final, unfinished, lastSeen, err := drain(ctx, statuses, ids, o.drainTimeout, m.bar(int64(len(ids)), "projecting"))
+	done, unfinished, lastSeen, err := drain(ctx, statuses, ids, o.drainTimeout, m.bar(int64(len(ids)), "projecting"))
 	if err != nil {
 		return nil, fmt.Errorf("read command statuses: %w", err)
 	}
@@ -160,7 +158,7 @@ func runE2E(ctx context.Context, m *BenchMain) (*bench.Report, error) {
 	if tgt.rss != nil {
 		tgt.rss.Stop()
 	}
-	failed := e2eMetrics(rep, st, final, unfinished, lastSeen.Sub(loadEnd), load.sampler, tgt.rss)
+	failed := e2eMetrics(rep, st, done, unfinished, lastSeen.Sub(loadEnd), load.sampler, tgt.rss)
 	delay, err := scrapeHistogram(ctx, client, relayDelayMetric)
 	relayMetrics(rep, delay0, delay, errors.Join(delayErr, err))
 	allocs := float64(mem1.TotalAlloc-mem0.TotalAlloc) / float64(max(st.accepted, 1))
@@ -336,19 +334,9 @@ func (m *BenchMain) scratch(ctx context.Context, rep *bench.Report) (string, *be
 	return dir, db, nil
 }
 
-func statusCount(final map[string]cmdStatus, status string) int {
-	n := 0
-	for _, c := range final {
-		if c.Status == status {
-			n++
-		}
-	}
-	return n
-}
-
 // e2eMetrics fills the report and returns an error if any write failed,
 // was rejected or never finished.
-func e2eMetrics(rep *bench.Report, st *loadStats, final map[string]cmdStatus, unfinished []string,
+func e2eMetrics(rep *bench.Report, st *loadStats, done *outcomes, unfinished []string,
 	drained time.Duration, s *sampler, rss *bench.RSS) error {
 	ms := func(d time.Duration) float64 { return bench.Millis(d) }
 	nErrors := 0
@@ -356,7 +344,7 @@ func e2eMetrics(rep *bench.Report, st *loadStats, final map[string]cmdStatus, un
 		nErrors += n
 	}
 	rep.Metric("commands_per_sec", bench.Rate{N: st.accepted, Elapsed: st.elapsed}.PerSec())
-	rep.Metric("projected_per_sec", bench.Rate{N: statusCount(final, "projected"), Elapsed: st.elapsed + drained}.PerSec())
+	rep.Metric("projected_per_sec", bench.Rate{N: done.statuses[commands.StatusProjected], Elapsed: st.elapsed + drained}.PerSec())
 	rep.Metric("sent", float64(st.sent))
 	rep.Metric("accepted", float64(st.accepted))
 	rep.Metric("errors", float64(nErrors))
@@ -372,18 +360,7 @@ func e2eMetrics(rep *bench.Report, st *loadStats, final map[string]cmdStatus, un
 	rep.Metric("accept_mean_ms", ms(st.accept.Mean()))
 	rep.Metric("accept_max_ms", ms(st.accept.Max()))
 
-	var projected bench.Latencies
-	statuses := map[string]int{}
-	for _, c := range final {
-		key := c.Status
-		if c.Status == "rejected" && c.Code != nil {
-			key += "_" + *c.Code
-		}
-		statuses[key]++
-		if c.Status == "projected" && c.ProjectedAt != nil {
-			projected.Add(c.ProjectedAt.Sub(c.SubmittedAt))
-		}
-	}
+	statuses, projected := done.statuses, &done.projected
 	rep.Metric("projected", float64(statuses["projected"]))
 	nRejected := 0
 	for _, k := range slices.Sorted(maps.Keys(statuses)) {

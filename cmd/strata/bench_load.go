@@ -184,20 +184,13 @@ func (p *rolePool) take(rng *rand.Rand, n int) (string, int, bool) {
 	return id, perm, true
 }
 
-// sentCmd is an accepted write: its command and when it was sent (or, in
-// open loop, scheduled).
-type sentCmd struct {
-	id string
-	at time.Time
-}
-
 // loadStats is what one phase of load did.
 type loadStats struct {
 	sent, accepted int
 	errors         map[string]int // by problem code, "http_<status>" or "transport"
 	kinds          map[string]int
 	accept         bench.Latencies
-	cmds           []sentCmd
+	cmds           []string // the command ids of the accepted writes
 	elapsed        time.Duration
 	firstErr       error
 }
@@ -382,7 +375,7 @@ func (l *loadRun) send(ctx context.Context, req writeReq, at time.Time, record b
 			created(l.work, acc.AggregateID)
 		}
 		if record {
-			st.cmds = append(st.cmds, sentCmd{id: acc.CommandID, at: at})
+			st.cmds = append(st.cmds, acc.CommandID)
 			l.sampler.maybe(acc.CommandID, at)
 		}
 	}
