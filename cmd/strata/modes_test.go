@@ -291,3 +291,24 @@ func readTopics(t *testing.T, addr string, want map[string]int) map[string][]kaf
 	}
 	return out
 }
+
+// TestGCSettings: the all-in-one process collects only near its own soft
+// limit, unless GOGC or GOMEMLIMIT are set; a GOMEMLIMIT alone never leaves
+// the collector off.
+func TestGCSettings(t *testing.T) {
+	for _, c := range []struct {
+		env     map[string]string
+		percent int
+		limit   int64
+	}{
+		{env: nil, percent: -1, limit: memoryLimit},
+		{env: map[string]string{"GOGC": "100"}, percent: 0, limit: memoryLimit},
+		{env: map[string]string{"GOMEMLIMIT": "1GiB"}, percent: 200, limit: 0},
+		{env: map[string]string{"GOGC": "off", "GOMEMLIMIT": "1GiB"}, percent: 0, limit: 0},
+	} {
+		percent, limit := gcSettings(func(k string) string { return c.env[k] })
+		if percent != c.percent || limit != c.limit {
+			t.Errorf("env %v: GOGC %d, limit %d; want %d, %d", c.env, percent, limit, c.percent, c.limit)
+		}
+	}
+}
