@@ -39,8 +39,9 @@ BENCH_DURATION ?= 60s
 BENCH_SCENARIOS ?= baseline relay projector e2e replay
 # Writers of the closed-loop e2e: 128 keep the pipeline busy. At 64 a closed
 # loop is half bound by each writer waiting for its answer, and its batches
-# are smaller (0.59 Postgres transactions per command against 0.45, 11-17%
-# fewer commands/s in alternating 60 s runs). The deposit runs keep 64.
+# are smaller (0.59 Postgres transactions per command against 0.45; 128
+# writers sent 11-17% more commands/s in alternating 60 s runs). The deposit
+# runs keep 64.
 BENCH_CONCURRENCY ?= 128
 # Deposits end to end on one hot account, then spread over 1,000 accounts.
 BENCH_DEPOSITS ?= 20s

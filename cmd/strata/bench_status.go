@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -98,9 +97,10 @@ func (h httpStatuses) read(ctx context.Context, ids []string) ([]cmdStatus, erro
 // outcomes sums up the commands a drain saw terminal: how many ended in
 // each status (a rejection under "rejected_<code>"), and the
 // submitted→projected latency of each projected one. The drain keeps no
-// row per command: a 60 s run at saturation has 400k of them, and holding
-// them all (as it once did, every status read at once and then mapped by
-// id) added about 100 MiB of the harness's own to the process's peak RSS.
+// status row per command: a 60 s run at saturation has 400k of them, and
+// holding them all (as it once did, every status read at once and then
+// mapped by id) added about 100 MiB of the harness's own to the process's
+// peak RSS.
 type outcomes struct {
 	statuses  map[string]int
 	projected bench.Latencies
@@ -122,18 +122,19 @@ const drainChunk = 10_000
 
 // drain waits until every command of ids is terminal or timeout passes,
 // reading their statuses drainChunk at a time. It returns what the
-// terminal ones came to, the ids still not terminal (or never found), and
-// when the last one was seen terminal.
+// terminal ones came to, the ids still not terminal (or never found, or
+// not read when a read failed), and when the last one was seen terminal.
 func drain(ctx context.Context, r statusReader, ids []string, timeout time.Duration, bar *bench.Bar) (*outcomes, []string, time.Time, error) {
 	done := &outcomes{statuses: map[string]int{}}
-	remaining := slices.Clone(ids)
+	remaining := ids
 	deadline := time.Now().Add(timeout)
 	for {
 		var still []string
-		for chunk := range slices.Chunk(remaining, drainChunk) {
+		for start := 0; start < len(remaining); start += drainChunk {
+			chunk := remaining[start:min(start+drainChunk, len(remaining))]
 			got, err := r.read(ctx, chunk)
 			if err != nil {
-				return done, remaining, time.Now(), err
+				return done, append(still, remaining[start:]...), time.Now(), err
 			}
 			byID := make(map[string]*cmdStatus, len(got))
 			for i := range got {
@@ -146,10 +147,10 @@ func drain(ctx context.Context, r statusReader, ids []string, timeout time.Durat
 					still = append(still, id)
 				}
 			}
+			bar.Set(int64(len(ids) - len(remaining) + start + len(chunk) - len(still)))
 		}
 		seen := time.Now()
 		remaining = still
-		bar.Set(int64(len(ids) - len(remaining)))
 		if len(remaining) == 0 || seen.After(deadline) || ctx.Err() != nil {
 			bar.Done()
 			return done, remaining, seen, ctx.Err()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"testing"
@@ -14,14 +15,18 @@ import (
 // scriptedStatuses answers status reads from a table that a test changes
 // as the reads go, and records the size of every read.
 type scriptedStatuses struct {
-	rows  map[string]cmdStatus
-	next  func(reads int) // called before each read, with the reads so far
-	reads []int
+	rows   map[string]cmdStatus
+	next   func(reads int) // called before each read, with the reads so far
+	reads  []int
+	failAt int // the read (counted from 1) that fails; 0: none
 }
 
 func (*scriptedStatuses) source() string { return "script" }
 
 func (s *scriptedStatuses) read(_ context.Context, ids []string) ([]cmdStatus, error) {
+	if len(s.reads)+1 == s.failAt {
+		return nil, errors.New("connection lost")
+	}
 	s.next(len(s.reads))
 	s.reads = append(s.reads, len(ids))
 	var out []cmdStatus
@@ -78,8 +83,9 @@ func TestDrainReadsInChunksAndSumsUp(t *testing.T) {
 	if got := done.projected.Len(); got != n-2 {
 		t.Errorf("%d projected latencies, want %d", got, n-2)
 	}
-	if p50, max := done.projected.Quantile(0.5), done.projected.Max(); p50 < 10*time.Millisecond || max != 30*time.Millisecond {
-		t.Errorf("projected p50 %v max %v, want 10ms..30ms", p50, max)
+	// Even commands were projected 10 ms after submission, odd ones 30 ms.
+	if p50, max := done.projected.Quantile(0.5), done.projected.Max(); p50 != 10*time.Millisecond || max != 30*time.Millisecond {
+		t.Errorf("projected p50 %v max %v, want 10ms and 30ms", p50, max)
 	}
 	// First pass: the 25,000 in three reads; second: the 12,500 still
 	// accepted (the missing one among them) in two; then the missing one
@@ -91,5 +97,28 @@ func TestDrainReadsInChunksAndSumsUp(t *testing.T) {
 		if r > drainChunk {
 			t.Errorf("a read of %d ids, more than %d", r, drainChunk)
 		}
+	}
+}
+
+// TestDrainReadErrorLeavesTheRestUnfinished: when a later chunk's read
+// fails, the commands already counted are not also reported unfinished,
+// and those not read are.
+func TestDrainReadErrorLeavesTheRestUnfinished(t *testing.T) {
+	const n = 25_000
+	ids := make([]string, n)
+	s := &scriptedStatuses{rows: map[string]cmdStatus{}, failAt: 2, next: func(int) {}}
+	for i := range ids {
+		ids[i] = fmt.Sprintf("cmd-%05d", i)
+		if i%4 != 0 { // a quarter still accepted
+			s.rows[ids[i]] = cmdStatus{ID: ids[i], Status: commands.StatusFailed}
+		}
+	}
+	done, unfinished, _, err := drain(context.Background(), s, ids, time.Minute, bench.NewBar(io.Discard, true, n, "test"))
+	if err == nil {
+		t.Fatal("no error from a failed read")
+	}
+	counted := done.statuses[commands.StatusFailed]
+	if counted != drainChunk*3/4 || counted+len(unfinished) != n {
+		t.Errorf("%d counted and %d unfinished, want %d and %d", counted, len(unfinished), drainChunk*3/4, n-drainChunk*3/4)
 	}
 }

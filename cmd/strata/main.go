@@ -131,11 +131,11 @@ func parse(cfg *config.Config, mode string, args []string, stderr io.Writer, bui
 // platform, its broker and, for bench, the load generator); see gcSettings.
 func tuneMemory() {
 	percent, limit := gcSettings(os.Getenv)
+	if limit != 0 { // first: the collector is never off without it
+		debug.SetMemoryLimit(limit)
+	}
 	if percent != 0 {
 		debug.SetGCPercent(percent)
-	}
-	if limit != 0 {
-		debug.SetMemoryLimit(limit)
 	}
 }
 
