@@ -46,7 +46,13 @@ type WorkerConfig struct {
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// CacheSize bounds how many aggregate states the worker keeps between
-	// batches. Default 100000.
+	// batches. Default 10000: the cached states are most of the live heap
+	// the collector marks on every cycle, and at 100000 a cycle's mark took
+	// 27-50 ms instead of 10-17, stalling the requests in flight. Measured
+	// in alternating runs: at 3,000 commands/s accept p99 10.1-18.3 ms
+	// against 16.3-29.4 ms (four pairs); closed loop, 128 writers, 7,500
+	// and 7,362/s against 6,992 and 6,357/s (two pairs). The states it no
+	// longer keeps are read from the journal with the rest of their batch.
 	CacheSize int
 	// AfterCommit, when set, runs between a batch's Postgres commit and
 	// its offset commit. Fault-injection tests cancel the worker there to
@@ -68,7 +74,7 @@ func (c *WorkerConfig) setDefaults() {
 		c.Now = time.Now
 	}
 	if c.CacheSize <= 0 {
-		c.CacheSize = 100_000
+		c.CacheSize = 10_000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
